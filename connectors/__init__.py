@@ -1,0 +1,1 @@
+"""Connectors: one module or package per kind of account (see ``connectors.base``)."""

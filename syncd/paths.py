@@ -1,0 +1,66 @@
+"""Where syncd keeps its files: systemd's directories win, then XDG (platformdirs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zoneinfo
+from pathlib import Path
+
+import platformdirs
+
+APP = "syncd"
+
+
+def _systemd_dir(var: str) -> Path | None:
+    value = os.environ.get(var)
+    return Path(value.split(":")[0]) if value else None
+
+
+def config_dir() -> Path:
+    """The directory of config.toml."""
+    return _systemd_dir("CONFIGURATION_DIRECTORY") or Path(platformdirs.user_config_dir(APP))
+
+
+def state_dir() -> Path:
+    """The directory of the ledger."""
+    return _systemd_dir("STATE_DIRECTORY") or Path(platformdirs.user_state_dir(APP))
+
+
+def runtime_dir() -> Path:
+    """The directory of the lock file (0700)."""
+    found = _systemd_dir("RUNTIME_DIRECTORY")
+    if found:
+        return found
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(platformdirs.user_runtime_dir(APP))
+    # Without a session runtime dir, keep the lock beside the state: same owner, 0700.
+    return state_dir() / "run"
+
+
+def credentials_dir() -> Path | None:
+    """$CREDENTIALS_DIRECTORY (systemd LoadCredential=), if set."""
+    return _systemd_dir("CREDENTIALS_DIRECTORY")
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` as a 0700 directory (parents included) and return it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def system_zone() -> dt.tzinfo:
+    """The system's time zone ($TZ, /etc/localtime), UTC when unknown."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            target = os.path.realpath("/etc/localtime")
+            name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else ""
+        except OSError:
+            name = ""
+    try:
+        return zoneinfo.ZoneInfo(name) if name else dt.timezone.utc
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc
