@@ -93,6 +93,19 @@ def _path(value: Any) -> Path:
     return Path(_nonempty_str(value)).expanduser()
 
 
+def _path_list(value: Any) -> list[Path]:
+    return [Path(v).expanduser() for v in _str_list(value)]
+
+
+def _relative_to(base: Path, value: Any) -> Any:
+    """Relative paths in a config are relative to the config file's folder."""
+    if isinstance(value, Path):
+        return value if value.is_absolute() else base / value
+    if isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+        return [_relative_to(base, v) for v in value]
+    return value
+
+
 def _cadences(value: Any) -> dict[str, dt.timedelta]:
     if not isinstance(value, dict):
         raise Invalid('a table of group = duration, e.g. { Friends = "30d" }')
@@ -143,6 +156,7 @@ TYPES: dict[str, Callable[[Any], Any]] = {
     "emails": _emails,
     "zone": _zone,
     "path": _path,
+    "path_list": _path_list,
     "cadences": _cadences,
     "verify": verify_value,
     "url": http_url,
@@ -267,10 +281,10 @@ def _section(
             if opt.default is MISSING:
                 raise ConfigError(path, f"{name}.{key}", MISSING, "a value (the key is required)")
             value = opt.default
-            out[key] = opt.convert(value) if value is not None else None
+            out[key] = _relative_to(path.parent, opt.convert(value)) if value is not None else None
             continue
         try:
-            out[key] = opt.convert(table[key])
+            out[key] = _relative_to(path.parent, opt.convert(table[key]))
         except Invalid as exc:
             raise ConfigError(path, f"{name}.{key}", table[key], str(exc)) from None
     return out
@@ -313,7 +327,7 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
     """
     from syncd import plugins
 
-    path = Path(path) if path else default_path()
+    path = (Path(path) if path else default_path()).expanduser().absolute()
     try:
         raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:

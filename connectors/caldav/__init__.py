@@ -1,0 +1,250 @@
+"""CalDAV/CardDAV accounts: events and contacts as sources, a calendar as task sink.
+
+Modules: ``http`` (session, retries, error mapping), ``dav`` (WebDAV XML),
+``discovery`` (principal, homes, collections), ``sync`` (sync-collection with an etag
+fallback, chunked multiget), ``tasks`` (the follow-up calendar).
+
+Account state (``ctx.state``): ``caldav.discovery`` caches the server layout for
+``DISCOVERY_TTL`` (so a no-change pass sends no discovery request; a vanished
+collection drops the cache) and ``caldav.tasks`` caches the task calendar's listing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from connectors.base import (
+    CONTACTS,
+    EVENTS,
+    ChangeBatch,
+    Collection,
+    Connector,
+    Context,
+    RemoteTask,
+    TaskSpec,
+)
+from connectors.caldav import dav, discovery, sync
+from connectors.caldav.http import Http
+from connectors.caldav.tasks import TaskSink
+from syncd import clock
+from syncd.config import Option, choice
+from syncd.errors import MISSING, AccountError
+
+log = logging.getLogger("connectors.caldav")
+
+DISCOVERY_KEY = "caldav.discovery"
+DISCOVERY_TTL = dt.timedelta(hours=24)
+TIMEOUT = 30.0
+
+
+class CaldavConnector(Connector):
+    """A CalDAV + CardDAV server (Radicale, Xandikos, Nextcloud, Fastmail, ...)."""
+
+    options: ClassVar[dict[str, Option]] = {
+        "url": Option("url", MISSING, "the server's base URL (discovery starts there)"),
+        "username": Option("nonempty_str", None, "login; the password is in the keyring"),
+        "calendars": Option("str_list", None, "display names; omitted = all event calendars"),
+        "addressbooks": Option("str_list", None, "display names; omitted = all"),
+        "tasks": Option("nonempty_str", "Follow-ups", "calendar for follow-ups; created if missing"),
+        "tasks_as": Option(choice("todo", "event"), "todo", '"todo" (VTODO) or "event" (VEVENT)'),
+        "verify": Option("verify", True, "TLS: true, false, or a CA bundle path"),
+    }
+    events: ClassVar[bool] = True
+    contacts: ClassVar[bool] = True
+    tasks: ClassVar[bool] = True
+
+    def __init__(self, name: str, options: Mapping[str, Any], ctx: Context) -> None:
+        super().__init__(name, options, ctx)
+        self.opts.setdefault("tasks", "Follow-ups")
+        self.opts.setdefault("tasks_as", "todo")
+        self.opts.setdefault("verify", True)
+        self._http: Http | None = None
+        self._sink: TaskSink | None = None
+
+    # -- plumbing ------------------------------------------------------------
+    @property
+    def http(self) -> Http:
+        """The account's session (the secret is read on first use)."""
+        if self._http is None:
+            user = self.opts.get("username")
+            password = self.ctx.secret() if user else None
+            verify = self.opts.get("verify")
+            self._http = Http(
+                self.name, self.opts["url"], user, password,
+                verify=True if verify is None else verify, timeout=TIMEOUT,
+            )
+        return self._http
+
+    def _fingerprint(self) -> list[Any]:
+        return [self.opts["url"], self.opts.get("username")]
+
+    def layout(self, refresh: bool = False) -> dict[str, Any]:
+        """The discovered server layout, from the cache when fresh."""
+        cached = self.ctx.state(DISCOVERY_KEY)
+        now = clock.now().timestamp()
+        if (
+            not refresh
+            and isinstance(cached, dict)
+            and cached.get("key") == self._fingerprint()
+            and now - float(cached.get("at", 0)) < DISCOVERY_TTL.total_seconds()
+        ):
+            return cached
+        found = discovery.discover(self.http)
+        found.update(key=self._fingerprint(), at=now)
+        self.ctx.set_state(DISCOVERY_KEY, found)
+        return found
+
+    def _forget_layout(self) -> None:
+        self.ctx.set_state(DISCOVERY_KEY, None)
+
+    def _pick(self, items: list[dict[str, Any]], wanted: list[str] | None, what: str) -> list[dict[str, Any]]:
+        if wanted is None:
+            return items
+        by_name = {i["name"]: i for i in items}
+        missing = [w for w in wanted if w not in by_name]
+        if missing:
+            found = ", ".join(sorted(by_name)) or "none"
+            raise AccountError(
+                f"account {self.name!r}: {what} {', '.join(map(repr, missing))} not found "
+                f"(found: {found})"
+            )
+        return [by_name[w] for w in wanted]
+
+    def _event_calendars(self, layout: dict[str, Any]) -> list[dict[str, Any]]:
+        cals = [c for c in layout["calendars"] if c["name"] != self.opts["tasks"]]
+        if self.opts.get("calendars") is None:
+            return [c for c in cals if "VEVENT" in c["components"]]
+        return self._pick(cals, self.opts["calendars"], "calendar")
+
+    # -- sources -------------------------------------------------------------
+    def self_addresses(self) -> set[str]:
+        """The principal's ``calendar-user-address-set`` (mailto: addresses)."""
+        return set(self.layout().get("addresses", []))
+
+    def collections(self) -> list[Collection]:
+        """The configured calendars and address books."""
+        layout = self.layout()
+        out = [Collection(c["href"], c["name"], EVENTS) for c in self._event_calendars(layout)]
+        books = self._pick(layout["addressbooks"], self.opts.get("addressbooks"), "address book")
+        out += [Collection(b["href"], b["name"], CONTACTS) for b in books]
+        return out
+
+    def _info(self, collection: Collection) -> dict[str, Any]:
+        layout = self.layout()
+        for item in layout["calendars"] + layout["addressbooks"]:
+            if item["href"] == collection.id:
+                return item
+        return {"href": collection.id, "sync": True}
+
+    def changes(
+        self,
+        collection: Collection,
+        cursor: str | None,
+        known: Mapping[str, str],
+        since: dt.datetime,
+    ) -> Iterator[ChangeBatch]:
+        """Changes since ``cursor``: sync-collection, or an etag comparison with ``known``."""
+        info = self._info(collection)
+        try:
+            yield from sync.changes(
+                self.http, collection.id, collection.kind, cursor, known, bool(info.get("sync", True))
+            )
+        except sync.Gone:
+            self._forget_layout()
+            raise
+
+    # -- task sink -----------------------------------------------------------
+    @property
+    def sink(self) -> TaskSink:
+        """The follow-up calendar."""
+        if self._sink is None:
+            self._sink = TaskSink(
+                self.http, self.ctx, self.task_calendar, self.opts["tasks_as"] == "event"
+            )
+        return self._sink
+
+    def task_calendar(self) -> dict[str, Any]:
+        """The tasks calendar's layout entry; MKCALENDAR when it does not exist."""
+        name = self.opts["tasks"]
+        layout = self.layout()
+        for cal in layout["calendars"]:
+            if cal["name"] == name:
+                return dict(cal)
+        layout = self.layout(refresh=True)
+        for cal in layout["calendars"]:
+            if cal["name"] == name:
+                return dict(cal)
+        return self._make_task_calendar(layout, name)
+
+    def _make_task_calendar(self, layout: dict[str, Any], name: str) -> dict[str, Any]:
+        comp = "VEVENT" if self.opts["tasks_as"] == "event" else "VTODO"
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-") or "tasks"
+        home = layout["calendar_home"]
+        for n in range(5):
+            href = home + quote(slug if n == 0 else f"{slug}-{n}") + "/"
+            resp = self.http.request("MKCALENDAR", href, dav.mkcalendar(name, comp), dav.XML_HEADERS)
+            if 200 <= resp.status < 300:
+                break
+            if resp.status not in (405, 409):
+                raise self.http.fail("MKCALENDAR", href, resp)
+        else:
+            raise AccountError(f"account {self.name!r}: cannot create calendar {name!r} in {home}")
+        log.info("account %s: created calendar %r at %s", self.name, name, href)
+        sync_ok = any(c.get("sync") for c in layout["calendars"]) or not layout["calendars"]
+        cal = {"href": href, "name": name, "sync": sync_ok, "components": [comp]}
+        layout = {**layout, "calendars": [*layout["calendars"], cal]}
+        self.ctx.set_state(DISCOVERY_KEY, layout)
+        return cal
+
+    def list_tasks(self) -> dict[str, RemoteTask]:
+        """Every follow-up still in the tasks calendar, by uid."""
+        try:
+            return self.sink.list_tasks()
+        except sync.Gone:
+            self._forget_layout()
+            raise
+
+    def put_task(self, task: TaskSpec) -> None:
+        """Create the follow-up unless it exists (``If-None-Match: *``)."""
+        self.sink.put_task(task)
+
+    def cancel_task(self, uid: str) -> None:
+        """Set STATUS:CANCELLED on the follow-up, keeping the user's edits."""
+        self.sink.cancel_task(uid)
+
+    # -- diagnostics ---------------------------------------------------------
+    def check(self) -> list[str]:
+        """Rediscover and describe the account."""
+        layout = self.layout(refresh=True)
+        cals = self._event_calendars(layout)
+        books = self._pick(layout["addressbooks"], self.opts.get("addressbooks"), "address book")
+        tasks = [c for c in layout["calendars"] if c["name"] == self.opts["tasks"]]
+        want = "VEVENT" if self.opts["tasks_as"] == "event" else "VTODO"
+        todo_ok = [c["name"] for c in layout["calendars"] if "VTODO" in c["components"]]
+        lines = [
+            f"principal {layout['principal']}",
+            f"calendars ({len(cals)}): " + (", ".join(c["name"] for c in cals) or "none"),
+            f"address books ({len(books)}): " + (", ".join(b["name"] for b in books) or "none"),
+            "VTODO support: " + (", ".join(todo_ok) if todo_ok else "no calendar accepts VTODO"),
+        ]
+        if tasks:
+            ok = want in tasks[0]["components"]
+            lines.append(f"tasks calendar {tasks[0]['name']!r}: " + ("ok" if ok else f"does not accept {want}"))
+        else:
+            lines.append(f"tasks calendar {self.opts['tasks']!r}: missing (will be created)")
+        every = layout["calendars"] + layout["addressbooks"]
+        synced = sum(1 for c in every if c.get("sync"))
+        lines.append(f"sync-token support: {synced} of {len(every)} collections")
+        if layout.get("addresses"):
+            lines.append("user addresses: " + ", ".join(layout["addresses"]))
+        return lines
+
+    def close(self) -> None:
+        """Release the session."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None

@@ -1,0 +1,201 @@
+"""Local folders of .ics and .vcf files (vdir, as khal, khard, vdirsyncer and todoman keep them).
+
+A vdir is a folder with one item per file. The etag of a file is its mtime (ns) and
+size: a pass with no change lists and stats the folders and reads no file. Follow-ups
+are written one VTODO per file named ``<uid>.ics``: created with an exclusive link so
+a rerun never overwrites or duplicates, replaced atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import glob
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, RawObject, RemoteTask, TaskSpec
+from syncd import clock, events, taskical
+from syncd.config import Option, choice
+from syncd.errors import AccountError, PreconditionFailed
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+_TMP = ".syncd-"
+
+
+def _etag(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}-{st.st_size}"
+
+
+def _scan(folder: Path, suffix: str) -> dict[str, str]:
+    """file name -> etag of the items of a folder (hidden and temporary files skipped)."""
+    out = {}
+    with os.scandir(folder) as it:
+        for entry in it:
+            if entry.name.startswith(".") or not entry.name.lower().endswith(suffix):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file():
+                    out[entry.name] = _etag(entry.stat())
+    return out
+
+
+def _read(path: Path) -> str:
+    return events.decode(path.read_bytes())
+
+
+def _write_new(folder: Path, name: str, text: str) -> bool:
+    """Create ``folder/name`` atomically; False when it already exists."""
+    tmp = folder / f"{_TMP}{name}.tmp"
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, folder / name)  # fails if the target exists: no overwrite, no race
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class VdirConnector(Connector):
+    """Reads calendars and address books from folders; writes follow-ups into one."""
+
+    options = {
+        "calendars": Option("path_list", [], "folders (globs) of .ics files"),
+        "addressbooks": Option("path_list", [], "folders (globs) of .vcf files"),
+        "tasks": Option("path", None, "the folder follow-ups are written into; created if missing"),
+        "tasks_as": Option(choice("todo", "event"), "todo", '"todo" (VTODO) or "event" (all-day VEVENT)'),
+    }
+    events = True
+    contacts = True
+    tasks = True
+
+    def __init__(self, name: str, options: Mapping[str, Any], ctx: Any) -> None:
+        super().__init__(name, options, ctx)
+        self.task_dir: Path | None = self.opts.get("tasks")
+
+    def _folders(self, key: str) -> list[Path]:
+        found: list[Path] = []
+        for pattern in self.opts.get(key) or []:
+            matches = sorted(glob.glob(str(pattern))) if glob.has_magic(str(pattern)) else [str(pattern)]
+            for m in matches:
+                p = Path(m)
+                if p.is_dir() and p not in found and (self.task_dir is None or p.resolve() != self.task_dir.resolve()):
+                    found.append(p)
+        return found
+
+    def collections(self) -> list[Collection]:
+        """The configured folders; a folder named but missing is an account error."""
+        out = []
+        for key, kind in (("calendars", EVENTS), ("addressbooks", CONTACTS)):
+            for pattern in self.opts.get(key) or []:
+                if not glob.has_magic(str(pattern)) and not Path(pattern).is_dir():
+                    raise AccountError(f"account {self.name!r}: folder {pattern} does not exist")
+            out += [Collection(id=str(p.absolute()), name=p.name, kind=kind) for p in self._folders(key)]
+        return out
+
+    def changes(
+        self, collection: Collection, cursor: str | None, known: Mapping[str, str], since: dt.datetime
+    ) -> Iterator[ChangeBatch]:
+        """Files whose mtime or size changed, and files gone since the ledger saw them."""
+        folder = Path(collection.id)
+        try:
+            now = _scan(folder, ".ics" if collection.kind == EVENTS else ".vcf")
+        except OSError as exc:
+            raise AccountError(f"account {self.name!r}: cannot list {folder}: {exc.strerror}") from None
+        changed = sorted(n for n, tag in now.items() if known.get(n) != tag)
+        gone = sorted(set(known) - set(now))
+        batch = ChangeBatch(deletes=gone)
+        for name in changed:
+            try:
+                batch.upserts.append(RawObject(href=name, etag=now[name], data=_read(folder / name)))
+            except FileNotFoundError:
+                continue  # removed while we listed: the next pass sees it gone
+            except OSError as exc:
+                log.warning("account %s: %s: cannot read: %s", self.name, folder / name, exc.strerror)
+            if len(batch.upserts) >= BATCH:
+                yield batch
+                batch = ChangeBatch()
+        batch.done = True
+        batch.cursor = None
+        yield batch
+
+    # -- task sink -------------------------------------------------------------
+    def _tasks(self) -> Path:
+        if self.task_dir is None:
+            raise AccountError(f"account {self.name!r}: no `tasks` folder configured to write follow-ups into")
+        try:
+            self.task_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AccountError(f"account {self.name!r}: cannot create {self.task_dir}: {exc.strerror}") from None
+        return self.task_dir
+
+    def list_tasks(self) -> dict[str, RemoteTask]:
+        """Tasks in the folder that syncd wrote; only changed files are read."""
+        folder = self._tasks()
+        for leftover in folder.glob(f"{_TMP}*.tmp"):
+            leftover.unlink(missing_ok=True)  # a write interrupted by a crash
+        cache: dict[str, Any] = self.ctx.state("tasks") or {}
+        fresh: dict[str, Any] = {}
+        for name, tag in _scan(folder, ".ics").items():
+            entry = cache.get(name)
+            if entry is None or entry[0] != tag:
+                try:
+                    task = taskical.read(_read(folder / name))
+                except OSError:
+                    continue
+                entry = [tag, None if task is None else [task.uid, task.completed, _iso(task.completed_at), task.cancelled]]
+            fresh[name] = entry
+        self.ctx.set_state("tasks", fresh)
+        out = {}
+        for _, t in fresh.values():
+            if t is not None:
+                out[t[0]] = RemoteTask(t[0], t[1], dt.datetime.fromisoformat(t[2]) if t[2] else None, t[3])
+        return out
+
+    def put_task(self, task: TaskSpec) -> None:
+        """Write ``<uid>.ics`` unless it exists."""
+        text = taskical.render(task, clock.now(), as_event=self.opts.get("tasks_as") == "event")
+        _write_new(self._tasks(), f"{task.uid}.ics", text)
+
+    def cancel_task(self, uid: str) -> None:
+        """Set STATUS:CANCELLED, keeping the rest of the file (the user's edits)."""
+        folder = self._tasks()
+        path = folder / f"{uid}.ics"
+        for _ in range(3):
+            try:
+                before = path.stat()
+                text = taskical.cancelled(_read(path), clock.now())
+            except FileNotFoundError:
+                return  # the user deleted it meanwhile
+            if text is None:
+                return
+            tmp = folder / f"{_TMP}{uid}.tmp"
+            tmp.write_text(text, encoding="utf-8", newline="")
+            # If-Match for files: replace only what we read.
+            if _etag(path.stat()) == _etag(before):
+                os.replace(tmp, path)
+                return
+            tmp.unlink(missing_ok=True)
+        raise PreconditionFailed(f"account {self.name!r}: {path} keeps changing; will retry")
+
+    def check(self) -> list[str]:
+        """What the folders hold."""
+        cols = self.collections()
+        lines = [f"{sum(c.kind == EVENTS for c in cols)} calendar folders, "
+                 f"{sum(c.kind == CONTACTS for c in cols)} address-book folders"]
+        if self.task_dir is not None:
+            lines.append(f"follow-ups go to {self.task_dir}")
+        return lines
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,310 @@
+"""Who the user met, and when: SPEC §4 as a pure function.
+
+Public API: ``infer(occurrences, contacts, me, settings, now) -> list[Person]``.
+Input is plain data (occurrences from ``syncd.events``, contact records from
+``syncd.vcard``), so the result depends on nothing but its arguments: input order
+does not matter, and the same meeting seen in several calendars counts once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+NOT_PEOPLE = frozenset({"ROOM", "RESOURCE", "GROUP"})
+
+
+@dataclass(frozen=True)
+class Party:
+    """An organizer or attendee of an event."""
+
+    email: str | None
+    name: str | None = None
+    partstat: str = ""
+    cutype: str = "INDIVIDUAL"
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of an event, as read from one calendar.
+
+    ``recurrence_id`` is the original start (UTC, basic format) for recurring events
+    and "" for single ones: with ``uid`` it names the meeting across calendars.
+    ``order`` is the calendar's position in config order (ties go to the smaller).
+    """
+
+    uid: str
+    recurrence_id: str
+    start: dt.datetime
+    all_day: bool = False
+    cancelled: bool = False
+    summary: str = ""
+    organizer: Party | None = None
+    attendees: tuple[Party, ...] = ()
+    last_modified: dt.datetime | None = None
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class PartialDate:
+    """A birthday or anniversary; ``year`` may be unknown (vCard ``--MMDD``)."""
+
+    month: int
+    day: int
+    year: int | None = None
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    """One address-book entry. ``order`` is its position in config order."""
+
+    name: str | None
+    emails: tuple[str, ...] = ()
+    nicknames: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    birthday: PartialDate | None = None
+    anniversary: PartialDate | None = None
+    order: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``[inference]`` table."""
+
+    max_attendees: int = 10
+    count_all_day: bool = False
+    match_titles: bool = True
+    track_unknown: bool = True
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """A counted occurrence."""
+
+    start: dt.datetime
+    summary: str
+    uid: str
+    recurrence_id: str
+
+
+@dataclass
+class Person:
+    """A merged person and their history."""
+
+    key: str
+    name: str
+    emails: list[str]
+    groups: list[str] = field(default_factory=list)
+    nicknames: list[str] = field(default_factory=list)
+    in_address_book: bool = False
+    birthday: PartialDate | None = None
+    anniversary: PartialDate | None = None
+    meetings: list[Meeting] = field(default_factory=list)  # started, sorted
+    upcoming: list[Meeting] = field(default_factory=list)  # future, sorted
+
+    @property
+    def first_met(self) -> Meeting | None:
+        """The first counted meeting."""
+        return self.meetings[0] if self.meetings else None
+
+    @property
+    def last_met(self) -> Meeting | None:
+        """The latest counted meeting."""
+        return self.meetings[-1] if self.meetings else None
+
+    @property
+    def next_meeting(self) -> Meeting | None:
+        """The next future meeting that would count."""
+        return self.upcoming[0] if self.upcoming else None
+
+
+def dedupe(occurrences: Iterable[Occurrence]) -> list[Occurrence]:
+    """One occurrence per (uid, recurrence_id): the last-modified copy, ties by order."""
+    best: dict[tuple[str, str], Occurrence] = {}
+    floor = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    for occ in occurrences:
+        k = (occ.uid, occ.recurrence_id)
+        cur = best.get(k)
+        if cur is None or _rank(occ, floor) > _rank(cur, floor):
+            best[k] = occ
+    return sorted(best.values(), key=lambda o: (o.start, o.uid, o.recurrence_id))
+
+
+def _rank(occ: Occurrence, floor: dt.datetime) -> tuple[dt.datetime, int, str]:
+    # The summary breaks the last tie so that the choice never depends on input order.
+    return (occ.last_modified or floor, -occ.order, occ.summary)
+
+
+class _Union:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def join(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _first(values: Iterable[object]) -> object:
+    return next((v for v in values if v), None)
+
+
+def merge_contacts(records: Iterable[ContactRecord]) -> list[Person]:
+    """Merge records that share an email, transitively; first record wins per field."""
+    recs = sorted(records, key=lambda r: (r.order, r.name or "", r.emails))
+    union = _Union(len(recs))
+    owner: dict[str, int] = {}
+    for i, rec in enumerate(recs):
+        for email in rec.emails:
+            if email in owner:
+                union.join(owner[email], i)
+            else:
+                owner[email] = i
+    groups: dict[int, list[ContactRecord]] = {}
+    for i, rec in enumerate(recs):
+        groups.setdefault(union.find(i), []).append(rec)
+    people = []
+    for members in groups.values():
+        emails = sorted({e for r in members for e in r.emails})
+        name = _first(r.name for r in members) or (emails[0] if emails else "")
+        people.append(
+            Person(
+                key=emails[0] if emails else f"name:{str(name).casefold()}",
+                name=str(name),
+                emails=emails,
+                groups=sorted({g for r in members for g in r.groups}),
+                nicknames=sorted({n for r in members for n in r.nicknames}),
+                in_address_book=True,
+                birthday=_first(r.birthday for r in members),  # type: ignore[arg-type]
+                anniversary=_first(r.anniversary for r in members),  # type: ignore[arg-type]
+            )
+        )
+    return people
+
+
+class _Titles:
+    """Whole-word, case-insensitive name matching with the ambiguity rule."""
+
+    def __init__(self, people: list[Person]) -> None:
+        owners: dict[str, set[int]] = {}
+        for i, p in enumerate(people):
+            for label in {p.name, *p.nicknames}:
+                if label and label.strip() and "@" not in label:
+                    owners.setdefault(label.strip().casefold(), set()).add(i)
+        self.people = people
+        # A name shared by two people is ambiguous and matches no one.
+        self.by_token: dict[str, list[tuple[re.Pattern[str], int]]] = {}
+        for label, who in owners.items():
+            if len(who) != 1:
+                continue
+            tokens = re.findall(r"\w+", label)
+            if not tokens:
+                continue
+            pattern = re.compile(r"(?<!\w)" + re.escape(label) + r"(?!\w)", re.I)
+            self.by_token.setdefault(tokens[0], []).append((pattern, next(iter(who))))
+
+    def match(self, summary: str) -> set[int]:
+        found: set[int] = set()
+        for token in set(re.findall(r"\w+", summary.casefold())):
+            for pattern, who in self.by_token.get(token, ()):
+                if pattern.search(summary) or pattern.search(summary.casefold()):
+                    found.add(who)
+        return found
+
+
+def _counted_parties(occ: Occurrence, me: frozenset[str]) -> tuple[list[Party], bool] | None:
+    """People rule 5 admits, and whether the event has anyone but the user (and rooms).
+
+    None when the user declined (rule 4).
+    """
+    parties = ([occ.organizer] if occ.organizer else []) + list(occ.attendees)
+    others: dict[str, Party] = {}
+    anyone = False
+    for p in parties:
+        if p.email in me:
+            if p.partstat == "DECLINED":
+                return None
+            continue
+        if p.cutype in NOT_PEOPLE:
+            continue
+        anyone = True
+        if p.partstat == "DECLINED" or not p.email:
+            continue
+        prev = others.get(p.email)
+        if prev is None or (p.name and not prev.name):
+            others[p.email] = p
+    declined = {p.email for p in parties if p.email and p.email not in me and p.partstat == "DECLINED"}
+    return [p for e, p in others.items() if e not in declined], anyone
+
+
+def infer(
+    occurrences: Iterable[Occurrence],
+    contacts: Iterable[ContactRecord],
+    me: Iterable[str],
+    settings: Settings,
+    now: dt.datetime,
+    until: dt.datetime | None = None,
+) -> list[Person]:
+    """Everyone known and their counted meetings (SPEC §4).
+
+    Args:
+        occurrences: every occurrence of every source calendar (duplicates allowed).
+        contacts: every address-book record.
+        me: the user's addresses (lower-case).
+        settings: the ``[inference]`` table.
+        now: meetings that started at or before ``now`` count; later ones are upcoming.
+        until: upcoming meetings after this are ignored (the horizon).
+
+    Returns:
+        People sorted by name then key: address-book people, and with
+        ``track_unknown`` attendees with at least one counted meeting.
+    """
+    me_set = frozenset(e.lower() for e in me)
+    people = merge_contacts(contacts)
+    by_email = {e: p for p in people for e in p.emails}
+    titles = _Titles(people) if settings.match_titles else None
+    unknown: dict[str, Person] = {}
+    unknown_cn: dict[str, tuple[dt.datetime, str]] = {}
+    for occ in dedupe(occurrences):
+        if occ.cancelled or (occ.all_day and not settings.count_all_day):
+            continue
+        if until is not None and occ.start > until:
+            continue
+        admitted = _counted_parties(occ, me_set)
+        if admitted is None:
+            continue
+        parties, anyone = admitted
+        started = occ.start <= now
+        meeting = Meeting(occ.start, occ.summary, occ.uid, occ.recurrence_id)
+        targets: list[Person] = []
+        if anyone:
+            if len(parties) > settings.max_attendees:
+                continue
+            for p in parties:
+                assert p.email is not None
+                person = by_email.get(p.email)
+                if person is None and settings.track_unknown:
+                    person = unknown.setdefault(p.email, Person(key=p.email, name=p.email, emails=[p.email]))
+                    if started and p.name and (p.email not in unknown_cn or unknown_cn[p.email][0] <= occ.start):
+                        unknown_cn[p.email] = (occ.start, p.name)
+                if person is not None:
+                    targets.append(person)
+        elif titles is not None and occ.summary:
+            targets = [people[i] for i in sorted(titles.match(occ.summary))]
+        for person in targets:
+            (person.meetings if started else person.upcoming).append(meeting)
+    for email, (_, cn) in unknown_cn.items():
+        unknown[email].name = cn
+    listed = people + [p for p in unknown.values() if p.meetings]
+    for p in listed:
+        p.meetings.sort(key=lambda m: (m.start, m.uid))
+        p.upcoming.sort(key=lambda m: (m.start, m.uid))
+    return sorted(listed, key=lambda p: (p.name.casefold(), p.key))

@@ -1,0 +1,488 @@
+"""The ledger: one SQLite file holding everything syncd knows.
+
+Shape, and why:
+
+- ``objects`` keeps each remote object's text, so a recurring series can be expanded
+  again as the window moves, without fetching it again.
+- ``occurrences`` are derived from ``objects`` per (collection, uid): a series'
+  overrides may arrive in other objects (Google sends exceptions on their own), so
+  expansion works on every component of that UID in the collection.
+- ``contacts`` are derived from contact objects, one row per card.
+- ``followups`` is the lifecycle of every task syncd decided to write; a row is
+  inserted as ``pending`` before the remote write, so a crash in between is finished
+  by the next pass instead of forgotten or duplicated.
+- ``people`` is the last pass's inference (what ``syncd people`` shows).
+- cursors live on their ``collections`` row and are written in the same transaction
+  as the last batch of changes they cover.
+
+Connections use ``isolation_level=None`` and explicit ``BEGIN IMMEDIATE``, so every
+transaction is visible in the code; the schema version is checked at open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syncd import paths
+from syncd.errors import SyncdError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    last_success TEXT, last_error TEXT, last_error_at TEXT,
+    next_attempt TEXT, failures INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT '{}',       -- the connector's own JSON state
+    self_addresses TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS collections (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    remote_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    cursor TEXT, synced_at TEXT,
+    UNIQUE (account, kind, remote_id)
+);
+CREATE TABLE IF NOT EXISTS objects (
+    collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    href TEXT NOT NULL, etag TEXT NOT NULL, data TEXT NOT NULL,
+    uids TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (collection, href)
+);
+CREATE TABLE IF NOT EXISTS series (
+    collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    uid TEXT NOT NULL, recurring INTEGER NOT NULL, expanded_until TEXT NOT NULL,
+    PRIMARY KEY (collection, uid)
+);
+CREATE TABLE IF NOT EXISTS occurrences (
+    collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    uid TEXT NOT NULL, recurrence_id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (collection, uid, recurrence_id)
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    href TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (collection, href, idx)
+);
+CREATE TABLE IF NOT EXISTS followups (
+    uid TEXT PRIMARY KEY,
+    rule TEXT NOT NULL, key TEXT NOT NULL, person TEXT NOT NULL,
+    name TEXT NOT NULL, emails TEXT NOT NULL, cycle TEXT NOT NULL,
+    due TEXT NOT NULL, summary TEXT NOT NULL, reason TEXT NOT NULL,
+    account TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending','open','done','dismissed','resolved')),
+    written_on TEXT NOT NULL,     -- local date the rule decided it (daily_limit)
+    closed_at TEXT,               -- when it left 'open' (done: COMPLETED, else when seen)
+    UNIQUE (rule, person, cycle)
+);
+CREATE TABLE IF NOT EXISTS people (key TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started TEXT NOT NULL,
+    finished TEXT, summary TEXT
+);
+"""
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """UTC ISO-8601 with Z (the ledger's and the JSON's time format)."""
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(value: str | None) -> dt.datetime | None:
+    """The inverse of ``iso``."""
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """What the ledger knows of an account's passes."""
+
+    last_success: dt.datetime | None = None
+    last_error: str | None = None
+    last_error_at: dt.datetime | None = None
+    next_attempt: dt.datetime | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    """A collection as stored."""
+
+    id: int
+    account: str
+    remote_id: str
+    kind: str
+    name: str
+    cursor: str | None
+    synced_at: dt.datetime | None
+
+
+@dataclass
+class FollowupRow:
+    """One follow-up's lifecycle."""
+
+    uid: str
+    rule: str
+    key: str
+    person: str
+    name: str
+    emails: list[str]
+    cycle: str
+    due: dt.date
+    summary: str
+    reason: str
+    account: str
+    state: str
+    written_on: dt.date
+    closed_at: dt.datetime | None = None
+
+
+class Ledger:
+    """The SQLite ledger. Open with ``Ledger.open``; use ``transaction()`` to write."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, readonly: bool = False) -> Ledger:
+        """Open (or create) the ledger at ``path``; check its schema version.
+
+        Raises:
+            SyncdError: the file is not a syncd ledger, or of a newer version.
+        """
+        path = Path(path).expanduser()
+        if readonly:
+            if not path.exists():
+                raise SyncdError(f"no ledger at {path} yet; run `syncd --backfill` first")
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        else:
+            paths.private_dir(path.parent)
+            if not path.exists():
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            ledger = cls(conn, path)
+            ledger._migrate(readonly)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise SyncdError(f"{path} is not a usable syncd ledger: {exc}") from None
+        if not readonly:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(f"{path}{suffix}", 0o600)
+        return ledger
+
+    @classmethod
+    def memory(cls, path: Path) -> Ledger:
+        """An empty ledger in memory (a dry run on a machine with no ledger yet)."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        ledger = cls(conn, path)
+        ledger._migrate(False)
+        return ledger
+
+    def _migrate(self, readonly: bool) -> None:
+        has_meta = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        version = 0
+        if has_meta:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SyncdError(
+                f"{self.path} was written by a newer syncd (schema {version}, this one knows {SCHEMA_VERSION})"
+            )
+        if version == SCHEMA_VERSION or readonly:
+            return
+        with self.transaction():
+            # executescript() would commit on its own; one statement at a time keeps
+            # the whole migration in this transaction.
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self.conn.execute(stmt)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- meta ----------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        """A value of the meta table."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a meta value (inside the caller's transaction)."""
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- accounts ------------------------------------------------------------
+    def ensure_account(self, name: str, kind: str) -> None:
+        """Create the account row if missing (inside a transaction)."""
+        self.conn.execute(
+            "INSERT INTO accounts(name, type) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET type=excluded.type",
+            (name, kind),
+        )
+
+    def account_names(self) -> list[str]:
+        """Accounts the ledger has rows for."""
+        return [r[0] for r in self.conn.execute("SELECT name FROM accounts ORDER BY name")]
+
+    def account_status(self, account: str) -> AccountStatus:
+        """Last success, last error, next attempt of ``account``."""
+        row = self.conn.execute("SELECT * FROM accounts WHERE name=?", (account,)).fetchone()
+        if row is None:
+            return AccountStatus()
+        return AccountStatus(
+            last_success=parse_iso(row["last_success"]),
+            last_error=row["last_error"],
+            last_error_at=parse_iso(row["last_error_at"]),
+            next_attempt=parse_iso(row["next_attempt"]),
+            failures=row["failures"],
+        )
+
+    def record_result(self, account: str, kind: str, when: dt.datetime, error: str | None) -> None:
+        """Record a pass's outcome; a success clears the last error (commits)."""
+        with self.transaction():
+            self.ensure_account(account, kind)
+            if error is None:
+                self.conn.execute(
+                    "UPDATE accounts SET last_success=?, last_error=NULL, last_error_at=NULL WHERE name=?",
+                    (iso(when), account),
+                )
+            else:
+                self.conn.execute(
+                    "UPDATE accounts SET last_error=?, last_error_at=? WHERE name=?",
+                    (error, iso(when), account),
+                )
+
+    def set_schedule(self, account: str, next_attempt: dt.datetime | None, failures: int) -> None:
+        """Store the daemon's next attempt and failure count (commits)."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE accounts SET next_attempt=?, failures=? WHERE name=?",
+                (iso(next_attempt), failures, account),
+            )
+
+    def connector_state(self, account: str) -> dict[str, Any]:
+        """The connector's stored JSON state."""
+        row = self.conn.execute("SELECT state FROM accounts WHERE name=?", (account,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def set_connector_state(self, account: str, state: dict[str, Any]) -> None:
+        """Store the connector's state (inside a transaction)."""
+        self.conn.execute("UPDATE accounts SET state=? WHERE name=?", (json.dumps(state, sort_keys=True), account))
+
+    def self_addresses(self) -> set[str]:
+        """Every address an account said is the user's."""
+        out: set[str] = set()
+        for (value,) in self.conn.execute("SELECT self_addresses FROM accounts"):
+            out.update(json.loads(value))
+        return out
+
+    def set_self_addresses(self, account: str, addresses: set[str]) -> None:
+        """Store what an account says are the user's addresses (inside a transaction)."""
+        self.conn.execute(
+            "UPDATE accounts SET self_addresses=? WHERE name=?", (json.dumps(sorted(addresses)), account)
+        )
+
+    # -- collections ---------------------------------------------------------
+    def collection(self, account: str, kind: str, remote_id: str, name: str) -> CollectionRow:
+        """The row of a collection, created if missing (inside a transaction)."""
+        self.conn.execute(
+            "INSERT INTO collections(account, kind, remote_id, name) VALUES (?,?,?,?) "
+            "ON CONFLICT(account, kind, remote_id) DO UPDATE SET name=excluded.name",
+            (account, kind, remote_id, name),
+        )
+        row = self.conn.execute(
+            "SELECT * FROM collections WHERE account=? AND kind=? AND remote_id=?", (account, kind, remote_id)
+        ).fetchone()
+        return _collection(row)
+
+    def collections(self, account: str | None = None) -> list[CollectionRow]:
+        """Stored collections, of one account or all."""
+        if account is None:
+            rows = self.conn.execute("SELECT * FROM collections ORDER BY id")
+        else:
+            rows = self.conn.execute("SELECT * FROM collections WHERE account=? ORDER BY id", (account,))
+        return [_collection(r) for r in rows]
+
+    def drop_collection(self, collection_id: int) -> None:
+        """Forget a collection no longer configured (inside a transaction)."""
+        self.conn.execute("DELETE FROM collections WHERE id=?", (collection_id,))
+
+    def set_cursor(self, collection_id: int, cursor: str | None, when: dt.datetime) -> None:
+        """Store a collection's cursor (inside the transaction of its last batch)."""
+        self.conn.execute(
+            "UPDATE collections SET cursor=?, synced_at=? WHERE id=?", (cursor, iso(when), collection_id)
+        )
+
+    # -- objects -------------------------------------------------------------
+    def etags(self, collection_id: int) -> dict[str, str]:
+        """href -> etag of a collection's objects."""
+        return dict(self.conn.execute("SELECT href, etag FROM objects WHERE collection=?", (collection_id,)).fetchall())
+
+    def object_uids(self, collection_id: int, href: str) -> list[str]:
+        """UIDs an object held."""
+        row = self.conn.execute(
+            "SELECT uids FROM objects WHERE collection=? AND href=?", (collection_id, href)
+        ).fetchone()
+        return json.loads(row[0]) if row else []
+
+    def put_object(self, collection_id: int, href: str, etag: str, data: str, uids: list[str]) -> None:
+        """Store an object (inside a transaction)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO objects(collection, href, etag, data, uids) VALUES (?,?,?,?,?)",
+            (collection_id, href, etag, data, json.dumps(uids)),
+        )
+
+    def delete_object(self, collection_id: int, href: str) -> None:
+        """Forget an object and its contact rows (inside a transaction)."""
+        self.conn.execute("DELETE FROM objects WHERE collection=? AND href=?", (collection_id, href))
+        self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href))
+
+    def objects_with_uid(self, collection_id: int, uid: str) -> list[tuple[str, str]]:
+        """(href, data) of every object of a collection holding ``uid``."""
+        return self.conn.execute(
+            "SELECT href, data FROM objects, json_each(objects.uids) "
+            "WHERE collection=? AND json_each.value=? ORDER BY href",
+            (collection_id, uid),
+        ).fetchall()
+
+    # -- derived: occurrences and contacts -------------------------------------
+    def replace_series(
+        self, collection_id: int, uid: str, occurrences: list[str], recurring: bool, until: dt.datetime
+    ) -> None:
+        """Replace the occurrences of one series (inside a transaction).
+
+        ``occurrences`` are (recurrence_id, JSON) pairs serialised by the engine.
+        """
+        self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO occurrences(collection, uid, recurrence_id, data) VALUES (?,?,?,?)",
+            [(collection_id, uid, rid, data) for rid, data in occurrences],  # type: ignore[misc]
+        )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO series(collection, uid, recurring, expanded_until) VALUES (?,?,?,?)",
+            (collection_id, uid, int(recurring), iso(until)),
+        )
+
+    def drop_series(self, collection_id: int, uid: str) -> None:
+        """Forget a series whose objects are gone (inside a transaction)."""
+        self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
+        self.conn.execute("DELETE FROM series WHERE collection=? AND uid=?", (collection_id, uid))
+
+    def stale_series(self, until: dt.datetime) -> list[tuple[int, str]]:
+        """Recurring series expanded to before ``until``."""
+        return self.conn.execute(
+            "SELECT collection, uid FROM series WHERE recurring=1 AND expanded_until < ?", (iso(until),)
+        ).fetchall()
+
+    def all_occurrences(self) -> Iterator[tuple[int, str]]:
+        """(collection id, JSON) of every stored occurrence."""
+        yield from self.conn.execute("SELECT collection, data FROM occurrences")
+
+    def put_contacts(self, collection_id: int, href: str, records: list[str]) -> None:
+        """Replace the contact rows of one object (inside a transaction)."""
+        self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href))
+        self.conn.executemany(
+            "INSERT INTO contacts(collection, href, idx, data) VALUES (?,?,?,?)",
+            [(collection_id, href, i, data) for i, data in enumerate(records)],
+        )
+
+    def all_contacts(self) -> Iterator[tuple[int, str, int, str]]:
+        """(collection id, href, index, JSON) of every stored contact."""
+        yield from self.conn.execute("SELECT collection, href, idx, data FROM contacts")
+
+    # -- follow-ups ----------------------------------------------------------
+    def followups(self, states: tuple[str, ...] | None = None) -> list[FollowupRow]:
+        """Follow-ups, optionally only in ``states``."""
+        sql = "SELECT * FROM followups"
+        args: tuple[str, ...] = ()
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = states
+        return [_followup(r) for r in self.conn.execute(sql + " ORDER BY due, name, uid", args)]
+
+    def put_followup(self, row: FollowupRow) -> None:
+        """Insert or replace a follow-up (inside a transaction)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO followups VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                row.uid, row.rule, row.key, row.person, row.name, json.dumps(row.emails), row.cycle,
+                row.due.isoformat(), row.summary, row.reason, row.account, row.state,
+                row.written_on.isoformat(), iso(row.closed_at),
+            ),
+        )
+
+    def set_followup_state(self, uid: str, state: str, closed_at: dt.datetime | None = None) -> None:
+        """Move a follow-up to ``state`` (inside a transaction)."""
+        self.conn.execute("UPDATE followups SET state=?, closed_at=? WHERE uid=?", (state, iso(closed_at), uid))
+
+    # -- people snapshot and runs --------------------------------------------
+    def replace_people(self, people: dict[str, str]) -> None:
+        """Replace the people snapshot: key -> JSON (inside a transaction)."""
+        self.conn.execute("DELETE FROM people")
+        self.conn.executemany("INSERT INTO people VALUES (?, ?)", people.items())
+
+    def people(self) -> list[dict[str, Any]]:
+        """The people snapshot of the last pass."""
+        return [json.loads(r[0]) for r in self.conn.execute("SELECT data FROM people")]
+
+    def log_run(self, kind: str, started: dt.datetime, finished: dt.datetime, summary: str) -> None:
+        """Append to the run log (commits)."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO runs(kind, started, finished, summary) VALUES (?,?,?,?)",
+                (kind, iso(started), iso(finished), summary),
+            )
+
+
+def _collection(row: sqlite3.Row) -> CollectionRow:
+    return CollectionRow(
+        id=row["id"], account=row["account"], remote_id=row["remote_id"], kind=row["kind"],
+        name=row["name"], cursor=row["cursor"], synced_at=parse_iso(row["synced_at"]),
+    )
+
+
+def _followup(row: sqlite3.Row) -> FollowupRow:
+    return FollowupRow(
+        uid=row["uid"], rule=row["rule"], key=row["key"], person=row["person"], name=row["name"],
+        emails=json.loads(row["emails"]), cycle=row["cycle"], due=dt.date.fromisoformat(row["due"]),
+        summary=row["summary"], reason=row["reason"], account=row["account"], state=row["state"],
+        written_on=dt.date.fromisoformat(row["written_on"]), closed_at=parse_iso(row["closed_at"]),
+    )

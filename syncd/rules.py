@@ -1,0 +1,241 @@
+"""Which follow-ups should exist: SPEC §5 as a pure function.
+
+Public API: ``plan(people, history, settings, now) -> Plan`` and ``due_date``.
+``history`` is every follow-up syncd ever decided (the ledger's lifecycle rows), so
+"one per person, ever", "never again for that cycle" and ``daily_limit`` are decided
+from data, not from what happens to be in a calendar.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from syncd.infer import PartialDate, Person
+from syncd.ledger import FollowupRow
+
+FIRST_MEETING = "first_meeting"
+KEEP_IN_TOUCH = "keep_in_touch"
+BIRTHDAY = "birthday"
+ANNIVERSARY = "anniversary"
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """The ``[rules.*]`` tables, plus the zone and horizon they depend on."""
+
+    zone: dt.tzinfo = dt.timezone.utc
+    first_meeting: bool = True
+    due_after: dt.timedelta = dt.timedelta(days=1)
+    lookback: dt.timedelta = dt.timedelta(days=7)
+    daily_limit: int = 3
+    cadences: dict[str, dt.timedelta] = field(default_factory=dict)
+    birthdays: bool = True
+    days_before: int = 7
+
+
+@dataclass(frozen=True)
+class Want:
+    """A follow-up that should be written."""
+
+    rule: str
+    person: str
+    name: str
+    emails: tuple[str, ...]
+    cycle: str
+    due: dt.date
+    summary: str
+    reason: str
+    person_due: dt.date | None = None  # keep_in_touch: P's due, which orders the daily limit
+
+    @property
+    def key(self) -> str:
+        """X-SYNCD-KEY: rule, person and cycle."""
+        return f"{self.rule}:{self.person}:{self.cycle}"
+
+    @property
+    def uid(self) -> str:
+        """The stable UID of this follow-up."""
+        return uid_for(self.rule, self.person, self.cycle)
+
+
+@dataclass
+class Plan:
+    """What to write and what to resolve."""
+
+    new: list[Want] = field(default_factory=list)
+    resolve: list[str] = field(default_factory=list)  # uids of open follow-ups
+
+
+def uid_for(rule: str, person: str, cycle: str) -> str:
+    """A stable, opaque UID (also a safe file name)."""
+    digest = hashlib.sha256(f"{rule}\0{person}\0{cycle}".encode()).hexdigest()[:32]
+    return f"syncd-{digest}"
+
+
+def show(day: dt.date) -> str:
+    """``3 Aug 2026``: the date format of reasons."""
+    return f"{day.day} {day:%b} {day.year}"
+
+
+def local_date(when: dt.datetime, zone: dt.tzinfo) -> dt.date:
+    """The local date of an instant."""
+    return when.astimezone(zone).date()
+
+
+def cadence(person: Person, cadences: dict[str, dt.timedelta]) -> tuple[str, dt.timedelta] | None:
+    """The shortest cadence of the person's groups, with its group."""
+    found = [(c, g) for g, c in cadences.items() if g in person.groups]
+    if not found or not person.in_address_book:
+        return None
+    best = min(found)
+    return best[1], best[0]
+
+
+def _mine(person: Person, rows: Iterable[FollowupRow]) -> list[FollowupRow]:
+    emails = set(person.emails)
+    return [r for r in rows if r.person == person.key or emails.intersection(r.emails)]
+
+
+def last_contact(person: Person, rows: Sequence[FollowupRow], zone: dt.tzinfo) -> dt.date | None:
+    """The later of the last meeting and the last completed catch-up."""
+    dates = [local_date(person.last_met.start, zone)] if person.last_met else []
+    dates += [
+        local_date(r.closed_at, zone)
+        for r in rows
+        if r.rule == KEEP_IN_TOUCH and r.state == "done" and r.closed_at is not None
+    ]
+    return max(dates) if dates else None
+
+
+def due_date(person: Person, rows: Sequence[FollowupRow], settings: RuleSettings, today: dt.date) -> dt.date | None:
+    """The person's keep-in-touch due date (SPEC §5), or None without a cadence."""
+    found = cadence(person, settings.cadences)
+    if found is None:
+        return None
+    last = last_contact(person, _mine(person, rows), settings.zone)
+    return last + dt.timedelta(days=found[1].days) if last else today
+
+
+def next_anniversary(date: PartialDate, today: dt.date) -> dt.date:
+    """The next occurrence of a month/day on or after today; 29 Feb -> 28 Feb."""
+    for year in (today.year, today.year + 1):
+        try:
+            day = dt.date(year, date.month, date.day)
+        except ValueError:
+            day = dt.date(year, date.month, 28)
+        if day >= today:
+            return day
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _first_meeting(person: Person, rows: list[FollowupRow], s: RuleSettings, now: dt.datetime) -> Want | None:
+    first = person.first_met
+    if not s.first_meeting or first is None or now - first.start > s.lookback:
+        return None
+    if any(r.rule == FIRST_MEETING for r in rows):
+        return None
+    when = first.start.astimezone(s.zone) + s.due_after
+    reason = f"first met {show(local_date(first.start, s.zone))}" + (f" ({first.summary})" if first.summary else "")
+    return Want(FIRST_MEETING, person.key, person.name, tuple(person.emails), "once", when.date(),
+                f"Follow up with {person.name}", reason)
+
+
+def _catch_up(person: Person, rows: list[FollowupRow], s: RuleSettings, today: dt.date) -> Want | None:
+    found = cadence(person, s.cadences)
+    if found is None or person.next_meeting is not None:
+        return None
+    group, every = found
+    last = last_contact(person, rows, s.zone)
+    due = last + dt.timedelta(days=every.days) if last else today
+    cycle = last.isoformat() if last else "never"
+    if due > today or any(r.rule == KEEP_IN_TOUCH and r.cycle == cycle for r in rows):
+        return None
+    met = person.last_met
+    if last is None:
+        why = "never met"
+    elif met is not None and local_date(met.start, s.zone) == last:
+        why = f"last met {show(last)}" + (f" ({met.summary})" if met.summary else "")
+    else:
+        why = f"last caught up {show(last)}"
+    return Want(KEEP_IN_TOUCH, person.key, person.name, tuple(person.emails), cycle, max(due, today),
+                f"Catch up with {person.name}", f"{why}; {group} every {every.days} days", due)
+
+
+def _dates(person: Person, rows: list[FollowupRow], s: RuleSettings, today: dt.date) -> list[Want]:
+    out = []
+    for rule, date in ((BIRTHDAY, person.birthday), (ANNIVERSARY, person.anniversary)):
+        if not s.birthdays or date is None or not person.in_address_book:
+            continue
+        day = next_anniversary(date, today)
+        if (day - today).days > s.days_before:
+            continue
+        cycle = str(day.year)
+        if any(r.rule == rule and r.cycle == cycle for r in rows):
+            continue
+        extra = ""
+        if date.year:
+            n = day.year - date.year
+            extra = f" (turns {n})" if rule == BIRTHDAY else f" ({n} years)"
+        out.append(Want(rule, person.key, person.name, tuple(person.emails), cycle, day,
+                        f"{person.name}'s {rule} ({day.day} {day:%b})",
+                        f"{rule} on {show(day)}{extra}"))
+    return out
+
+
+def _still_wanted(row: FollowupRow, person: Person | None, rows: list[FollowupRow], s: RuleSettings,
+                  today: dt.date) -> bool:
+    if person is None:
+        return False
+    if row.rule == FIRST_MEETING:
+        return person.first_met is not None
+    if row.rule == KEEP_IN_TOUCH:
+        found = cadence(person, s.cadences)
+        if found is None:
+            return False
+        last = last_contact(person, rows, s.zone)
+        return last is None or last + dt.timedelta(days=found[1].days) <= today
+    date = person.birthday if row.rule == BIRTHDAY else person.anniversary
+    if date is None or not s.birthdays:
+        return False
+    return next_anniversary(date, dt.date(int(row.cycle), 1, 1)) == row.due or row.due < today
+
+
+def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettings, now: dt.datetime) -> Plan:
+    """The follow-ups to write now and the open ones whose reason went away.
+
+    Args:
+        people: the result of ``infer.infer``.
+        history: every follow-up row of the ledger (states already read back).
+        s: rule settings.
+        now: the current instant; "today" is its date in ``s.zone``.
+    """
+    today = local_date(now, s.zone)
+    result = Plan()
+    catch_ups: list[Want] = []
+    owner: dict[str, Person] = {}
+    for person in people:
+        rows = _mine(person, history)
+        for r in rows:
+            owner.setdefault(r.uid, person)
+        first = _first_meeting(person, rows, s, now)
+        if first:
+            result.new.append(first)
+        catch = _catch_up(person, rows, s, today)
+        if catch:
+            catch_ups.append(catch)
+        result.new.extend(_dates(person, rows, s, today))
+    written_today = sum(1 for r in history if r.rule == KEEP_IN_TOUCH and r.written_on == today)
+    room = max(0, s.daily_limit - written_today)
+    catch_ups.sort(key=lambda w: (w.person_due or w.due, w.name.casefold(), min(w.emails, default="")))
+    result.new.extend(catch_ups[:room])
+    for row in history:
+        if row.state != "open":
+            continue
+        person = owner.get(row.uid)
+        mine = _mine(person, history) if person else []
+        if not _still_wanted(row, person, mine, s, today):
+            result.resolve.append(row.uid)
+    return result

@@ -1,0 +1,97 @@
+"""vCards to contact records (vobject), leniently: a bad card is skipped, not fatal."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import vobject
+
+from syncd.errors import ParseError
+from syncd.events import _clean
+from syncd.infer import ContactRecord, PartialDate
+
+_DATE = re.compile(r"^(?:(\d{4})|--)-?(\d{2})-?(\d{2})(?:T.*)?$")
+_CARD = re.compile(r"^BEGIN:VCARD\r?$.*?^END:VCARD\r?$", re.M | re.S | re.I)
+
+
+def partial_date(text: str) -> PartialDate | None:
+    """``YYYY-MM-DD``, ``YYYYMMDD``, ``--MMDD`` or ``--MM-DD`` (a time part is ignored).
+
+    Raises:
+        ParseError: the text is not such a date, or names an impossible day.
+    """
+    m = _DATE.match(text.strip())
+    if not m:
+        raise ParseError(f"unreadable date {text!r}")
+    year = int(m.group(1)) if m.group(1) else None
+    month, day = int(m.group(2)), int(m.group(3))
+    import datetime as dt
+
+    try:
+        dt.date(year if year and year > 0 else 2000, month, day)  # 2000: leap, so 29 Feb is fine
+    except ValueError:
+        raise ParseError(f"impossible date {text!r}") from None
+    if year == 1604:  # Apple's placeholder for "no year"
+        year = None
+    return PartialDate(month=month, day=day, year=year)
+
+
+def _values(card: vobject.base.Component, name: str) -> list[str]:
+    out = []
+    for line in card.contents.get(name, []):
+        value = line.value
+        if isinstance(value, list):
+            out.extend(str(v) for v in value)
+        elif value is not None:
+            out.append(str(value))
+    return [v.strip() for v in out if str(v).strip()]
+
+
+def _name(card: vobject.base.Component) -> str | None:
+    fn = _values(card, "fn")
+    if fn:
+        return fn[0]
+    for line in card.contents.get("n", []):
+        n = line.value
+        parts = [getattr(n, "given", ""), getattr(n, "additional", ""), getattr(n, "family", "")]
+        joined = " ".join(" ".join(p) if isinstance(p, list) else str(p) for p in parts if p).strip()
+        if joined:
+            return joined
+    return None
+
+
+def record(card: vobject.base.Component, order: tuple[int, ...]) -> ContactRecord:
+    """One parsed vCard as a record. Raises ParseError for impossible dates."""
+    emails = tuple(sorted({e.lower().removeprefix("mailto:") for e in _values(card, "email") if "@" in e}))
+    nicks = tuple(n for v in _values(card, "nickname") for n in (x.strip() for x in v.split(",")) if n)
+    groups = tuple(sorted({g for v in _values(card, "categories") for g in (x.strip() for x in v.split(",")) if g}))
+    bday = _values(card, "bday")
+    anniv = _values(card, "anniversary") or _values(card, "x-anniversary")
+    return ContactRecord(
+        name=_name(card),
+        emails=emails,
+        nicknames=nicks,
+        groups=groups,
+        birthday=partial_date(bday[0]) if bday else None,
+        anniversary=partial_date(anniv[0]) if anniv else None,
+        order=order,
+    )
+
+
+def parse(text: str, order: tuple[int, ...] = (0,)) -> Iterator[ContactRecord | ParseError]:
+    """Every card of ``text``: a record, or the ParseError of a card that is unreadable."""
+    text = _clean(text)
+    blocks = [m.group(0) for m in _CARD.finditer(text)] or [text]
+    for block in blocks:
+        try:
+            for card in vobject.readComponents(block, allowQP=True):
+                if card.name.upper() != "VCARD":
+                    continue
+                yield record(card, order)
+        except ParseError as exc:
+            yield exc
+        except Exception as exc:
+            uid = re.search(r"^UID:(.*)$", block, re.M)
+            where = f"UID {uid.group(1).strip()}: " if uid else ""
+            yield ParseError(f"{where}{type(exc).__name__}: {exc}")
