@@ -324,7 +324,7 @@ class Daemon:
             log.info("account %s: synced, %d changed", name, changed)
             return True, f"{changed} changed"
         error = getattr(result, "error", None) or "failed"
-        log.warning("account %s: %s", name, error)
+        log.debug("account %s: pass failed: %s", name, error)  # the engine logged it
         return False, error
 
     def _reschedule(self, acc: _Account, ok: bool, note: str) -> None:

@@ -136,11 +136,16 @@ class GoogleConnector(Connector):
                 since: dt.datetime) -> Iterator[ChangeBatch]:
         if collection.kind == CONTACTS:
             yield from self._people.changes(cursor)
-        else:
+            return
+        try:
             for batch in self._calendar.changes(collection, cursor, known, since):
                 if batch.done:
                     self.self_addresses()  # persist what this calendar taught
                 yield batch
+        except AccountError:
+            if self._calendar.stale:  # resolve the configured names again next pass
+                self.ctx.set_state(CALENDARS_KEY, None)
+            raise
 
     # -- task sink -------------------------------------------------------------
     def list_tasks(self) -> dict[str, RemoteTask]:

@@ -78,8 +78,8 @@ def vevent(event: Mapping[str, Any], uid: str) -> icalendar.Event:
     comp = icalendar.Event()
     comp.add("uid", uid)
     recurring = bool(event.get("recurrence") or event.get("recurringEventId"))
-    if "start" in event:
-        comp.add("dtstart", event_time(event["start"], recurring))
+    if "start" in event or "originalStartTime" in event:  # a cancelled instance has no start
+        comp.add("dtstart", event_time(event.get("start") or event["originalStartTime"], recurring))
     if "end" in event:
         comp.add("dtend", event_time(event["end"], recurring))
     if "originalStartTime" in event:
@@ -133,6 +133,7 @@ class CalendarSource:
         self.client = client
         self.account = account
         self.seen_self: set[str] = set()
+        self.stale = False  # a calendar went missing: the cached resolution is out of date
 
     @property
     def api(self) -> Any:
@@ -220,5 +221,6 @@ class CalendarSource:
         return masters[master]
 
     def _error(self, collection: Collection, exc: HttpError) -> AccountError:
+        self.stale = self.stale or status_of(exc) == 404
         return AccountError(f"account {self.account!r}: calendar {collection.name!r}: "
                             f"HTTP {status_of(exc)}")

@@ -261,3 +261,22 @@ def test_sigterm_lets_a_short_pass_finish(notify_socket: NotifySocket) -> None:
     assert d.serve() == 0
     assert engines[0].calls == ["a"]
     assert ledger.statuses["a"].failures == 0 and ledger.statuses["a"].next_attempt is not None
+
+
+def test_reload_refuses_another_ledger(notify_socket: NotifySocket) -> None:
+    cfg = make_config("a")
+    moved = dataclasses.replace(cfg, ledger=Path("/tmp/elsewhere.sqlite3"))
+    d, _, engines = build(cfg, {}, loader=lambda p: moved)
+    d._build_jobs()
+    d._reload()
+    assert d.cfg is cfg and len(engines) == 1
+    notify_socket.wait("STATUS", where=lambda m: "restart syncd to switch ledgers" in m["STATUS"])
+
+
+def test_stop_skips_jobs_not_yet_started() -> None:
+    d, ledger, engines = build(make_config("a", "b"), {})
+    d._build_jobs()
+    d.stop = True
+    d.scheduler.run_pending()
+    assert engines[0].calls == []
+    assert ledger.statuses == {"a": FakeStatus(), "b": FakeStatus()}

@@ -147,7 +147,8 @@ class GoogleEmulator:
         handler = type("Handler", (_Handler,), {"emu": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -338,8 +339,8 @@ class GoogleEmulator:
     # -- tasks seeding -------------------------------------------------------------
     def add_tasklist(self, title: str) -> dict[str, Any]:
         with self.lock:
-            tl = {"kind": "tasks#taskList", "id": f"tl{next(self._ids):04d}", "title": title,
-                  "tasks": {}}
+            tl: dict[str, Any] = {"kind": "tasks#taskList", "id": f"tl{next(self._ids):04d}",
+                                  "title": title, "tasks": {}}
             self._stamp(tl)
             self.tasklists[tl["id"]] = tl
             return tl
@@ -394,7 +395,13 @@ class GoogleEmulator:
     def _route(self, method: str, path: str, query: dict[str, str], body: Any,
                headers: dict[str, str]) -> tuple[int, Any]:
         if path == "/oauth2/token" and method == "POST":
-            return self._token(body)
+            form = dict(body or {})
+            basic = headers.get("authorization", "")
+            if basic.startswith("Basic "):  # client authentication by HTTP Basic (RFC 6749 2.3.1)
+                user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
+                form.setdefault("client_id", urllib.parse.unquote_plus(user))
+                form.setdefault("client_secret", urllib.parse.unquote_plus(password))
+            return self._token(form)
         if path == "/oauth2/auth":
             return 302, {"location": self.consent(self.url + "oauth2/auth?" + urllib.parse.urlencode(query))}
         auth = headers.get("authorization", "")

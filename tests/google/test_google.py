@@ -39,7 +39,7 @@ def drain(conn: GoogleConnector, coll: Any, cursor: str | None = None,
     return list(conn.changes(coll, cursor, known or {}, SINCE))
 
 
-def vevents(text: str) -> list[icalendar.Event]:
+def vevents(text: str) -> list[Any]:
     return list(icalendar.Calendar.from_ical(text).walk("VEVENT"))
 
 
@@ -71,7 +71,7 @@ def test_backfill_pages_and_cursor(google_emulator: GoogleEmulator, make_connect
     [ev] = vevents(batches[0].upserts[0].data)
     assert ev["summary"] == "Meeting 0" and ev["status"] == "CONFIRMED"
     assert ev.decoded("dtstart") == dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
-    att = [a for a in ev.get("attendee") if "p0@" in a][0]
+    att = next(a for a in ev.get("attendee") if "p0@" in a)
     assert att.params["PARTSTAT"] == "ACCEPTED" and att.params["CN"] == "Person 0"
     assert str(ev["organizer"]) == "mailto:" + EMAIL
     assert ev.get("uid") == batches[0].upserts[0].href + "@google.com"
@@ -126,6 +126,7 @@ def test_incremental_and_cancellations(google_emulator: GoogleEmulator, make_con
     override = by_href[master["id"] + "_20240102T110000Z"]
     assert override["status"] == "CANCELLED" and override["uid"] == master["iCalUID"]
     assert override.decoded("recurrence-id") == dt.datetime(2024, 1, 2, 11, tzinfo=dt.UTC)
+    assert override.decoded("dtstart") == override.decoded("recurrence-id")
     assert google_emulator.requests[-2].query.get("syncToken") == cursor
     google_emulator.cancel_event(EMAIL, single["id"])
     [batch] = drain(conn, coll, batch.cursor)
@@ -155,6 +156,17 @@ def test_calendar_by_summary_and_unknown(google_emulator: GoogleEmulator, make_c
     assert [c.id for c in conn.collections()] == ["team@group.calendar.google.com", EMAIL]
     with pytest.raises(SyncdError, match="Nope"):
         make_connector(calendars=["Nope"]).collections()
+
+
+def test_vanished_calendar_clears_cache(google_emulator: GoogleEmulator, make_connector: Any,
+                                        ctx: Any) -> None:
+    google_emulator.add_calendar("team@group.calendar.google.com", "Team")
+    conn = make_connector(calendars=["Team"])
+    coll = conn.collections()[0]
+    del google_emulator.calendars["team@group.calendar.google.com"]
+    with pytest.raises(SyncdError, match="HTTP 404"):
+        drain(conn, coll)
+    assert ctx.state("calendars") is None
 
 
 # -- contacts -------------------------------------------------------------------------
@@ -190,7 +202,7 @@ def test_contacts_vcard_and_groups(google_emulator: GoogleEmulator, make_connect
     assert card.categories.value == ["Friends"]
     assert vobject.readOne(batch.upserts[1].data).bday.value == "--0229"
     assert vobject.readOne(batch.upserts[2].data).fn.value == "noname@example.com"
-    req = [r for r in google_emulator.requests if r.path.endswith("/connections")][0]
+    req = next(r for r in google_emulator.requests if r.path.endswith("/connections"))
     assert req.query["personFields"] == "names,nicknames,emailAddresses,birthdays,events,memberships,metadata"
     assert req.query["requestSyncToken"] == "true" and req.query["pageSize"] == "1000"
 
@@ -208,6 +220,7 @@ def test_contacts_paging_sync_and_expiry(google_emulator: GoogleEmulator, make_c
     assert [vobject.readOne(o.data).fn.value for o in batch.upserts] == ["New Name"]
     google_emulator.expire_sync_tokens()
     groups_before = google_emulator.count("GET", "contactGroups")
+    conn = make_connector(calendars=["primary"])  # a new pass
     out = drain(conn, coll, batch.cursor)
     assert out[-1].full and out[-1].cursor and sum(len(b.upserts) for b in out) == 1004
     assert [r.status for r in google_emulator.requests if r.path.endswith("/connections")][-3] == 400
@@ -288,18 +301,12 @@ def test_refresh_written_back_and_honours_token_uri(google_emulator: GoogleEmula
     assert {r.host for r in google_emulator.requests} == {google_emulator.url[7:-1]}
 
 
-def test_missing_secret_propagates(google_emulator: GoogleEmulator, make_connector: Any,
+def test_missing_secret_propagates(google_emulator: GoogleEmulator, ctx: Any,
                                    secrets_store: Any) -> None:
     del secrets_store.data["work"]
     with pytest.raises(SecretUnavailable):
-        GoogleConnector("work", {"api_root": google_emulator.url}, make_connector.__closure__ and
-                        _ctx(secrets_store)).collections()
-
-
-def _ctx(store: Any) -> Any:
-    from syncd.context import AccountContext
-
-    return AccountContext(account="work", get_secret=store.get, put_secret=store.put)
+        GoogleConnector("work", {"api_root": google_emulator.url}, ctx).collections()
+    assert google_emulator.requests == []
 
 
 # -- tasks ------------------------------------------------------------------------------
