@@ -12,7 +12,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, RawObject, RemoteTask, TaskSpec
+from connectors.base import (
+    CONTACTS,
+    EVENTS,
+    ChangeBatch,
+    Collection,
+    Connector,
+    RawObject,
+    RemoteTask,
+    TaskSpec,
+)
 from syncd import clock, taskical
 from syncd.config import Option
 

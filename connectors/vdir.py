@@ -15,9 +15,18 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, RawObject, RemoteTask, TaskSpec
+from connectors.base import (
+    CONTACTS,
+    EVENTS,
+    ChangeBatch,
+    Collection,
+    Connector,
+    RawObject,
+    RemoteTask,
+    TaskSpec,
+)
 from syncd import clock, events, taskical
 from syncd.config import Option, choice
 from syncd.errors import AccountError, PreconditionFailed
@@ -68,7 +77,7 @@ def _write_new(folder: Path, name: str, text: str) -> bool:
 class VdirConnector(Connector):
     """Reads calendars and address books from folders; writes follow-ups into one."""
 
-    options = {
+    options: ClassVar[dict[str, Option]] = {
         "calendars": Option("path_list", [], "folders (globs) of .ics files"),
         "addressbooks": Option("path_list", [], "folders (globs) of .vcf files"),
         "tasks": Option("path", None, "the folder follow-ups are written into; created if missing"),
@@ -98,7 +107,7 @@ class VdirConnector(Connector):
         for key, kind in (("calendars", EVENTS), ("addressbooks", CONTACTS)):
             for pattern in self.opts.get(key) or []:
                 if not glob.has_magic(str(pattern)) and not Path(pattern).is_dir():
-                    raise AccountError(f"account {self.name!r}: folder {pattern} does not exist")
+                    raise AccountError(f"folder {pattern} does not exist")
             out += [Collection(id=str(p.absolute()), name=p.name, kind=kind) for p in self._folders(key)]
         return out
 
@@ -110,7 +119,7 @@ class VdirConnector(Connector):
         try:
             now = _scan(folder, ".ics" if collection.kind == EVENTS else ".vcf")
         except OSError as exc:
-            raise AccountError(f"account {self.name!r}: cannot list {folder}: {exc.strerror}") from None
+            raise AccountError(f"cannot list {folder}: {exc.strerror}") from None
         changed = sorted(n for n, tag in now.items() if known.get(n) != tag)
         gone = sorted(set(known) - set(now))
         batch = ChangeBatch(deletes=gone)
@@ -131,11 +140,11 @@ class VdirConnector(Connector):
     # -- task sink -------------------------------------------------------------
     def _tasks(self) -> Path:
         if self.task_dir is None:
-            raise AccountError(f"account {self.name!r}: no `tasks` folder configured to write follow-ups into")
+            raise AccountError(f"no `tasks` folder configured to write follow-ups into")
         try:
             self.task_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise AccountError(f"account {self.name!r}: cannot create {self.task_dir}: {exc.strerror}") from None
+            raise AccountError(f"cannot create {self.task_dir}: {exc.strerror}") from None
         return self.task_dir
 
     def list_tasks(self) -> dict[str, RemoteTask]:
@@ -185,7 +194,7 @@ class VdirConnector(Connector):
                 os.replace(tmp, path)
                 return
             tmp.unlink(missing_ok=True)
-        raise PreconditionFailed(f"account {self.name!r}: {path} keeps changing; will retry")
+        raise PreconditionFailed(f"{path} keeps changing; will retry")
 
     def check(self) -> list[str]:
         """What the folders hold."""

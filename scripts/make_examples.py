@@ -98,7 +98,7 @@ def main() -> None:
     work.mkdir(parents=True)
     n = 0
     # A year of coffees and lunches; some people drift away in the second half.
-    for name, email, groups, _ in PEOPLE[:30]:
+    for name, email, _groups, _ in PEOPLE[:30]:
         visits = rng.randint(2, 9)
         fade = rng.random() < 0.4
         for _ in range(visits):

@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- passes -------------------------------------------------------------------
 @contextmanager
-def _writer(cfg: config.Config, dry_run: bool) -> Iterator[Ledger]:
+def _writer(cfg: config.Config, dry_run: bool, command: str) -> Iterator[Ledger]:
     """The ledger opened for a pass: locked, or for a dry run a throw-away copy."""
     if dry_run:
         ledger = Ledger.open(cfg.ledger) if cfg.ledger.exists() else Ledger.memory(cfg.ledger)
@@ -106,7 +106,7 @@ def _writer(cfg: config.Config, dry_run: bool) -> Iterator[Ledger]:
         return
     from syncd import lock
 
-    with lock.hold(cfg.ledger):
+    with lock.hold(cfg.ledger, command):
         ledger = Ledger.open(cfg.ledger)
         try:
             yield ledger
@@ -142,7 +142,7 @@ def _pass(args: argparse.Namespace, backfill: bool) -> int:
     if backfill:
         day = args.since or (clock.now() - dt.timedelta(days=5 * 365)).date()
         since = dt.datetime.combine(day, dt.time(), cfg.timezone)
-    with _writer(cfg, dry_run) as ledger:
+    with _writer(cfg, dry_run, "syncd --backfill" if backfill else "syncd sync") as ledger:
         progress, stop = _progress() if backfill else (None, lambda: None)
         engine = Engine(cfg, ledger, dry_run=dry_run, progress=progress)
         try:
@@ -233,7 +233,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         return EX_OK
     table = Table("due", "state", "rule", "person", "reason", box=None)
     for i in items:
-        table.add_row(i["due"], i["state"], i["rule"], i["person"], i["reason"])
+        table.add_row(str(i["due"]), str(i["state"]), str(i["rule"]), str(i["person"]), str(i["reason"]))
     Console(soft_wrap=True).print(table if items else "no follow-ups")
     return EX_OK
 
@@ -266,8 +266,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     table = Table("account", "type", "last success", "last error", "next attempt", "collections", box=None)
     for a in accounts:
         err = f"{a['last_error']} ({a['last_error_at']})" if a["last_error"] else ""
-        table.add_row(a["name"], a["type"], a["last_success"] or "never", err, a["next_attempt"] or "",
-                      str(a["collections"]))
+        table.add_row(str(a["name"]), str(a["type"]), str(a["last_success"] or "never"), err,
+                      str(a["next_attempt"] or ""), str(a["collections"]))
     out.print(table)
     return EX_OK
 

@@ -25,7 +25,7 @@ from syncd import clock, events, infer, plugins, rules, vcard
 from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import ParseError, SyncdError
-from syncd.infer import ContactRecord, Occurrence, Party, PartialDate, Person
+from syncd.infer import ContactRecord, Occurrence, PartialDate, Party, Person
 from syncd.ledger import FollowupRow, Ledger, iso
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class Engine:
             log.warning("account %s: %s: skipped event %s: %s", account, href, uid, exc)
             self.ledger.drop_series(cid, uid)
             return 1
-        self.ledger.replace_series(cid, uid, [(o.recurrence_id, json.dumps(_occ_json(o))) for o in occs],  # type: ignore[misc]
+        self.ledger.replace_series(cid, uid, [(o.recurrence_id, json.dumps(_occ_json(o))) for o in occs],
                                    recurring, end)
         return 0
 

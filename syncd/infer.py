@@ -288,13 +288,13 @@ def infer(
         if anyone:
             if len(parties) > settings.max_attendees:
                 continue
-            for p in parties:
-                assert p.email is not None
-                person = by_email.get(p.email)
+            for party in parties:
+                email = party.email or ""
+                person = by_email.get(email)
                 if person is None and settings.track_unknown:
-                    person = unknown.setdefault(p.email, Person(key=p.email, name=p.email, emails=[p.email]))
-                    if started and p.name and (p.email not in unknown_cn or unknown_cn[p.email][0] <= occ.start):
-                        unknown_cn[p.email] = (occ.start, p.name)
+                    person = unknown.setdefault(email, Person(key=email, name=email, emails=[email]))
+                    if started and party.name and (email not in unknown_cn or unknown_cn[email][0] <= occ.start):
+                        unknown_cn[email] = (occ.start, party.name)
                 if person is not None:
                     targets.append(person)
         elif titles is not None and occ.summary:

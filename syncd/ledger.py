@@ -385,7 +385,7 @@ class Ledger:
 
     # -- derived: occurrences and contacts -------------------------------------
     def replace_series(
-        self, collection_id: int, uid: str, occurrences: list[str], recurring: bool, until: dt.datetime
+        self, collection_id: int, uid: str, occurrences: list[tuple[str, str]], recurring: bool, until: dt.datetime
     ) -> None:
         """Replace the occurrences of one series (inside a transaction).
 
@@ -394,7 +394,7 @@ class Ledger:
         self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
         self.conn.executemany(
             "INSERT OR REPLACE INTO occurrences(collection, uid, recurrence_id, data) VALUES (?,?,?,?)",
-            [(collection_id, uid, rid, data) for rid, data in occurrences],  # type: ignore[misc]
+            [(collection_id, uid, rid, data) for rid, data in occurrences],
         )
         self.conn.execute(
             "INSERT OR REPLACE INTO series(collection, uid, recurring, expanded_until) VALUES (?,?,?,?)",

@@ -234,8 +234,8 @@ def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettin
     for row in history:
         if row.state != "open":
             continue
-        person = owner.get(row.uid)
-        mine = _mine(person, history) if person else []
-        if not _still_wanted(row, person, mine, s, today):
+        found = owner.get(row.uid)
+        mine = _mine(found, history) if found else []
+        if not _still_wanted(row, found, mine, s, today):
             result.resolve.append(row.uid)
     return result

@@ -38,7 +38,7 @@ def partial_date(text: str) -> PartialDate | None:
 
 
 def _values(card: vobject.base.Component, name: str) -> list[str]:
-    out = []
+    out: list[str] = []
     for line in card.contents.get(name, []):
         value = line.value
         if isinstance(value, list):
