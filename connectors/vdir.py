@@ -140,7 +140,7 @@ class VdirConnector(Connector):
     # -- task sink -------------------------------------------------------------
     def _tasks(self) -> Path:
         if self.task_dir is None:
-            raise AccountError(f"no `tasks` folder configured to write follow-ups into")
+            raise AccountError("no `tasks` folder configured to write follow-ups into")
         try:
             self.task_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

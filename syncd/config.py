@@ -10,6 +10,7 @@ errors: a typo must not pass silently.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import tomllib
@@ -245,6 +246,7 @@ class Config:
     cadences: dict[str, dt.timedelta] = field(default_factory=dict)
     birthdays: bool = True
     days_before: int = 7
+    fingerprint: str = ""  # of the file's bytes: a changed config re-runs inference
 
     def account(self, name: str) -> Account:
         """The account called ``name``."""
@@ -329,7 +331,8 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
 
     path = (Path(path) if path else default_path()).expanduser().absolute()
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        data = path.read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(path, "(file)", MISSING, "a config file; see config.example.toml") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -368,6 +371,7 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         cadences=kit["groups"],
         birthdays=bd["enabled"],
         days_before=bd["days_before"],
+        fingerprint=hashlib.sha256(data).hexdigest()[:16],
     )
 
 

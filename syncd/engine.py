@@ -160,7 +160,10 @@ class Engine:
                     self._reexpand_all(start, end)
             self._sync_collections(conn, ctx, name, start, end, result)
             with self.ledger.transaction():
+                before = self.ledger.self_addresses()
                 self.ledger.set_self_addresses(name, conn.self_addresses())
+                if result.changed or self.ledger.self_addresses() != before:
+                    self._bump()
                 self._save_state(name, ctx)
         except SyncdError as exc:
             result.ok, result.error = False, str(exc)
@@ -258,9 +261,34 @@ class Engine:
             log.warning("account %s: %s: skipped event %s: %s", account, href, uid, exc)
             self.ledger.drop_series(cid, uid)
             return 1
-        self.ledger.replace_series(cid, uid, [(o.recurrence_id, json.dumps(_occ_json(o))) for o in occs],
+        self.ledger.replace_series(cid, uid, [(o.recurrence_id, iso(o.start) or "", json.dumps(_occ_json(o))) for o in occs],
                                    recurring, end)
         return 0
+
+    def _bump(self) -> None:
+        """Note that the inference inputs changed (inside a transaction)."""
+        self.ledger.set_meta("generation", str(int(self.ledger.meta("generation") or 0) + 1))
+
+    def _unchanged_since_last(self, now: dt.datetime) -> bool:
+        """True when inference would give what the last reconcile stored.
+
+        Inference depends on the ledger's inputs, the config, today's date and which
+        meetings have started or come within the horizon; if none of those moved, the
+        people and the plan are what they were, and a no-change pass can stop here.
+        """
+        last = self.ledger.meta("reconciled")
+        if not last or self.ledger.followups(("pending",)):
+            return False
+        gen, day, fingerprint, when = last.split("|")
+        then = dt.datetime.fromisoformat(when)
+        if (gen, day, fingerprint) != self._reconcile_key(now)[:3]:
+            return False
+        h = self.config.horizon
+        return not self.ledger.starts_between([(then, now), (then + h, now + h)])
+
+    def _reconcile_key(self, now: dt.datetime) -> tuple[str, str, str, str]:
+        return (self.ledger.meta("generation") or "0", rules.local_date(now, self.config.timezone).isoformat(),
+                self.config.fingerprint, now.isoformat())
 
     def _reexpand_all(self, start: dt.datetime, end: dt.datetime) -> None:
         for cid, uid in self.ledger.conn.execute("SELECT collection, uid FROM series").fetchall():
@@ -274,6 +302,7 @@ class Engine:
             with self.ledger.transaction():
                 for cid, uid in stale:
                     self._expand("", cid, uid, start, end, {})
+                self._bump()
 
     # -- inference -------------------------------------------------------------
     def _orders(self) -> dict[int, int]:
@@ -306,15 +335,32 @@ class Engine:
         """Inference, rules and write-back to the ``write_to`` account."""
         self.refresh_window()
         result = ReconcileResult()
+        now = self.now()
+        sink_name = self.config.write_to
+        sink: Connector | None = None
+        try:
+            if sink_name is not None:
+                sink, ctx = self.connector(sink_name)
+                if self._read_back(sink, sink_name, result):
+                    with self.ledger.transaction():
+                        self._bump()
+                with self.ledger.transaction():
+                    self._save_state(sink_name, ctx)
+        except SyncdError as exc:
+            result.error = str(exc)
+        except Exception as exc:
+            log.debug("reading back tasks failed", exc_info=True)
+            result.error = f"{type(exc).__name__}: {exc}"
+        if result.error is None and self._unchanged_since_last(now):
+            result.people = len(self.ledger.people())
+            log.debug("nothing changed since the last pass; inference skipped")
+            return result
         people = self.people()
         result.people = len(people)
-        sink_name = self.config.write_to
-        if sink_name is None:
-            self._snapshot(people)
+        if sink is None or sink_name is None or result.error:
+            self._finish(people, result, sink_name, now)
             return result
         try:
-            sink, ctx = self.connector(sink_name)
-            self._read_back(sink, sink_name, result)
             history = self.ledger.followups()
             todo = rules.plan(people, history, self.rule_settings(), self.now())
             self._write(sink, sink_name, todo, result)
@@ -325,17 +371,26 @@ class Engine:
         except Exception as exc:
             log.debug("write-back failed", exc_info=True)
             result.error = f"{type(exc).__name__}: {exc}"
-        if result.error:
+        self._finish(people, result, sink_name, now)
+        return result
+
+    def _finish(self, people: list[Person], result: ReconcileResult, sink_name: str | None,
+                now: dt.datetime) -> None:
+        if result.error and sink_name is not None:
             log.error("account %s: write-back failed: %s", sink_name, result.error)
             self.ledger.record_result(sink_name, self.config.account(sink_name).type, self.now(), result.error)
         self._snapshot(people)
-        return result
+        if result.error is None:
+            with self.ledger.transaction():
+                self.ledger.set_meta("reconciled", "|".join(self._reconcile_key(now)))
 
-    def _read_back(self, sink: Connector, account: str, result: ReconcileResult) -> None:
+    def _read_back(self, sink: Connector, account: str, result: ReconcileResult) -> bool:
+        """Record what the user did to open tasks; True if anything changed."""
         rows = [r for r in self.ledger.followups(("open", "pending")) if r.account == account]
         if not rows:
-            return
+            return False
         remote = sink.list_tasks()
+        changed = False
         now = self.now()
         with self.ledger.transaction():
             for row in rows:
@@ -345,9 +400,12 @@ class Engine:
                 if task is None or task.cancelled:
                     self.ledger.set_followup_state(row.uid, "dismissed", now)
                     result.dismissed.append(row.summary)
+                    changed = True
                 elif task.completed:
                     self.ledger.set_followup_state(row.uid, "done", task.completed_at or now)
                     result.done.append(row.summary)
+                    changed = True
+        return changed
 
     def _write(self, sink: Connector, account: str, todo: rules.Plan, result: ReconcileResult) -> None:
         today = rules.local_date(self.now(), self.config.timezone)

@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS objects (
     uids TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (collection, href)
 );
+CREATE TABLE IF NOT EXISTS object_uids (     -- which objects hold a UID, for re-expansion
+    collection INTEGER NOT NULL, uid TEXT NOT NULL, href TEXT NOT NULL,
+    PRIMARY KEY (collection, uid, href),
+    FOREIGN KEY (collection, href) REFERENCES objects(collection, href) ON DELETE CASCADE
+);
 CREATE TABLE IF NOT EXISTS series (
     collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
     uid TEXT NOT NULL, recurring INTEGER NOT NULL, expanded_until TEXT NOT NULL,
@@ -66,9 +71,12 @@ CREATE TABLE IF NOT EXISTS series (
 );
 CREATE TABLE IF NOT EXISTS occurrences (
     collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    uid TEXT NOT NULL, recurrence_id TEXT NOT NULL, data TEXT NOT NULL,
+    uid TEXT NOT NULL, recurrence_id TEXT NOT NULL,
+    start TEXT NOT NULL,    -- UTC ISO: lets a pass tell whether time alone changed anything
+    data TEXT NOT NULL,
     PRIMARY KEY (collection, uid, recurrence_id)
 );
+CREATE INDEX IF NOT EXISTS occurrences_start ON occurrences(start);
 CREATE TABLE IF NOT EXISTS contacts (
     collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
     href TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL,
@@ -366,8 +374,14 @@ class Ledger:
     def put_object(self, collection_id: int, href: str, etag: str, data: str, uids: list[str]) -> None:
         """Store an object (inside a transaction)."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO objects(collection, href, etag, data, uids) VALUES (?,?,?,?,?)",
+            "INSERT INTO objects(collection, href, etag, data, uids) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(collection, href) DO UPDATE SET etag=excluded.etag, data=excluded.data, uids=excluded.uids",
             (collection_id, href, etag, data, json.dumps(uids)),
+        )
+        self.conn.execute("DELETE FROM object_uids WHERE collection=? AND href=?", (collection_id, href))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO object_uids(collection, uid, href) VALUES (?,?,?)",
+            [(collection_id, uid, href) for uid in uids],
         )
 
     def delete_object(self, collection_id: int, href: str) -> None:
@@ -378,23 +392,24 @@ class Ledger:
     def objects_with_uid(self, collection_id: int, uid: str) -> list[tuple[str, str]]:
         """(href, data) of every object of a collection holding ``uid``."""
         return self.conn.execute(
-            "SELECT href, data FROM objects, json_each(objects.uids) "
-            "WHERE collection=? AND json_each.value=? ORDER BY href",
+            "SELECT o.href, o.data FROM object_uids u JOIN objects o ON o.collection=u.collection AND o.href=u.href "
+            "WHERE u.collection=? AND u.uid=? ORDER BY o.href",
             (collection_id, uid),
         ).fetchall()
 
     # -- derived: occurrences and contacts -------------------------------------
     def replace_series(
-        self, collection_id: int, uid: str, occurrences: list[tuple[str, str]], recurring: bool, until: dt.datetime
+        self, collection_id: int, uid: str, occurrences: list[tuple[str, str, str]], recurring: bool,
+        until: dt.datetime,
     ) -> None:
         """Replace the occurrences of one series (inside a transaction).
 
-        ``occurrences`` are (recurrence_id, JSON) pairs serialised by the engine.
+        ``occurrences`` are (recurrence_id, start, JSON) triples serialised by the engine.
         """
         self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
         self.conn.executemany(
-            "INSERT OR REPLACE INTO occurrences(collection, uid, recurrence_id, data) VALUES (?,?,?,?)",
-            [(collection_id, uid, rid, data) for rid, data in occurrences],
+            "INSERT OR REPLACE INTO occurrences(collection, uid, recurrence_id, start, data) VALUES (?,?,?,?,?)",
+            [(collection_id, uid, rid, start, data) for rid, start, data in occurrences],
         )
         self.conn.execute(
             "INSERT OR REPLACE INTO series(collection, uid, recurring, expanded_until) VALUES (?,?,?,?)",
@@ -411,6 +426,15 @@ class Ledger:
         return self.conn.execute(
             "SELECT collection, uid FROM series WHERE recurring=1 AND expanded_until < ?", (iso(until),)
         ).fetchall()
+
+    def starts_between(self, ranges: list[tuple[dt.datetime, dt.datetime]]) -> bool:
+        """Whether any occurrence starts in one of the half-open ranges (a, b]."""
+        for a, b in ranges:
+            if a < b and self.conn.execute(
+                "SELECT 1 FROM occurrences WHERE start > ? AND start <= ? LIMIT 1", (iso(a), iso(b))
+            ).fetchone():
+                return True
+        return False
 
     def all_occurrences(self) -> Iterator[tuple[int, str]]:
         """(collection id, JSON) of every stored occurrence."""

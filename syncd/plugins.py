@@ -1,10 +1,15 @@
-"""Connector plugins: classes registered under the entry-point group ``syncd.connectors``."""
+"""Connector plugins: classes registered under the entry-point group ``syncd.connectors``.
+
+Loading is lazy: a pass imports only the connectors its config names, so a vdir-only
+setup never pays for the Google client library.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-from importlib.metadata import entry_points
+from collections.abc import Iterator, Mapping
+from importlib.metadata import EntryPoint, entry_points
 
 from syncd.errors import UnavailableError
 
@@ -12,25 +17,44 @@ GROUP = "syncd.connectors"
 log = logging.getLogger(__name__)
 
 
+class Registry(Mapping[str, type]):
+    """Connector type name -> class, importing each class on first use."""
+
+    def __init__(self, eps: dict[str, EntryPoint]) -> None:
+        self._eps = eps
+        self._loaded: dict[str, type] = {}
+
+    def __getitem__(self, kind: str) -> type:
+        if kind not in self._loaded:
+            ep = self._eps[kind]
+            try:
+                self._loaded[kind] = ep.load()
+            except Exception as exc:  # a broken plugin must not take the others down
+                raise UnavailableError(f"connector {kind!r} could not be loaded: {exc}") from exc
+        return self._loaded[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._eps))
+
+    def __len__(self) -> int:
+        return len(self._eps)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._eps
+
+
 @functools.cache
-def registry() -> dict[str, type]:
-    """Connector type name -> class, for every installed entry point that loads."""
-    found: dict[str, type] = {}
-    for ep in entry_points(group=GROUP):
-        try:
-            found[ep.name] = ep.load()
-        except Exception as exc:  # a broken plugin must not take the others down
-            log.warning("connector %s could not be loaded: %s", ep.name, exc)
-    return found
+def registry() -> Registry:
+    """Every installed connector entry point."""
+    return Registry({ep.name: ep for ep in entry_points(group=GROUP)})
 
 
 def connector_class(kind: str) -> type:
     """The class registered for ``kind``.
 
     Raises:
-        UnavailableError: no such connector is installed.
+        UnavailableError: no such connector is installed, or it fails to import.
     """
-    try:
-        return registry()[kind]
-    except KeyError:
-        raise UnavailableError(f"no connector of type {kind!r} is installed") from None
+    if kind not in registry():
+        raise UnavailableError(f"no connector of type {kind!r} is installed")
+    return registry()[kind]

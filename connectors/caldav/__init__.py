@@ -38,7 +38,7 @@ log = logging.getLogger("connectors.caldav")
 
 DISCOVERY_KEY = "caldav.discovery"
 DISCOVERY_TTL = dt.timedelta(hours=24)
-TIMEOUT = 30.0
+TIMEOUT = 120.0  # read timeout: a cold Radicale lists 10,000 objects slowly
 
 
 class CaldavConnector(Connector):

@@ -29,6 +29,7 @@ from syncd.errors import AccountError, AuthError, TransientError
 log = logging.getLogger("connectors.caldav")
 
 MAX_RETRY_AFTER = 60.0
+CONNECT_TIMEOUT = 10.0
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 429})
 
 
@@ -78,7 +79,8 @@ class Http:
         username: None for no auth.
         password: used only when ``username`` is set.
         verify: TLS verification: True, False or a CA bundle path.
-        timeout: seconds per request (connect and read).
+        timeout: seconds to wait for an answer (a cold server may take long to list a
+            big collection); connecting is bounded by ``CONNECT_TIMEOUT``.
     """
 
     def __init__(
@@ -127,7 +129,8 @@ class Http:
             try:
                 self.requests += 1
                 r = self.session.request(
-                    method, url, data=data, headers=dict(headers or {}), timeout=self.timeout
+                    method, url, data=data, headers=dict(headers or {}),
+                    timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
                 )
                 content = r.content or b""
             except (niquests.exceptions.Timeout, niquests.exceptions.ConnectionError) as exc:

@@ -1,0 +1,258 @@
+"""Benchmark of a vdir backfill and of incremental passes (not part of the tests).
+
+Generates a vdir (default: 20,000 events over 5 years in 3 calendar folders, 2,000
+contacts; 85 % single meetings with 1-4 attendees from the address book, weekly series
+with overrides and EXDATEs, all-day events, declined meetings) and a config, then
+measures in one run:
+
+- (a) baseline: reading and parsing every .ics with ``icalendar.Calendar.from_ical``;
+- (b) ``syncd --backfill`` as a subprocess: wall time and peak RSS;
+- (c) a no-change ``syncd sync``: the number of vdir files it opens (in-process, with an
+  audit hook; must be 0) and its wall time against ``python -c pass``;
+- (d) ``syncd sync`` after 10 events were edited.
+
+Run: ``.venv/bin/python bench/vdir_bench.py [--events 20000] [--contacts 2000] [--dir D]``
+(``--events 2000`` for a quick run). Data goes to a temporary folder unless ``--dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+SPAN_DAYS = 5 * 365
+ME = "me@example.org"
+CALENDARS = ("work", "personal", "shared")
+GROUPS = ("Family", "Friends", "Network")
+CONFIG = """\
+[syncd]
+me = ["me@example.org"]
+timezone = "Europe/Berlin"
+write_to = "files"
+ledger = "state/ledger.sqlite3"
+
+[accounts.files]
+type = "vdir"
+calendars = ["calendars/*"]
+addressbooks = ["contacts/*"]
+tasks = "state/followups"
+
+[rules.keep_in_touch]
+daily_limit = 3
+groups = { Family = "14d", Friends = "30d", Network = "90d" }
+"""
+
+
+# -- generator ----------------------------------------------------------------------
+def _vcard(i: int, rng: random.Random) -> str:
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:person-{i}", f"FN:Person {i:04d}", f"N:{i:04d};Person;;;",
+             f"EMAIL;TYPE=INTERNET:p{i}@example.com"]
+    if rng.random() < 0.1:
+        lines.append(f"item1.EMAIL;TYPE=INTERNET:p{i}@work.example.net")
+    if rng.random() < 0.5:
+        lines.append(f"CATEGORIES:{rng.choice(GROUPS)}")
+    if rng.random() < 0.3:
+        lines.append(f"BDAY:{rng.randint(1950, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
+    return "\r\n".join([*lines, "END:VCARD"]) + "\r\n"
+
+
+def _when(rng: random.Random) -> dt.datetime:
+    """A local (Europe/Berlin) start in the 5 years before NOW, a few weeks after it too."""
+    day = NOW.date() - dt.timedelta(days=rng.randint(-30, SPAN_DAYS))
+    return dt.datetime.combine(day, dt.time(rng.randint(8, 18), rng.choice((0, 15, 30))))
+
+
+def _people(rng: random.Random, contacts: int, declined: bool) -> list[str]:
+    who = rng.sample(range(contacts), rng.randint(1, min(4, contacts)))
+    lines = [f"ORGANIZER;CN=Me:mailto:{ME}",
+             f"ATTENDEE;PARTSTAT={'DECLINED' if declined else 'ACCEPTED'}:mailto:{ME}"]
+    for n in who:
+        lines.append(f"ATTENDEE;CN=Person {n:04d};PARTSTAT=ACCEPTED;CUTYPE=INDIVIDUAL:mailto:p{n}@example.com")
+    if rng.random() < 0.1:
+        lines.append("ATTENDEE;CUTYPE=ROOM;CN=Room 1:mailto:room1@example.org")
+    return lines
+
+
+def _event(i: int, rng: random.Random, contacts: int, summary: str = "") -> str:
+    kind = rng.random()
+    uid = f"ev{i:06d}@bench.example.org"
+    head = [f"UID:{uid}", "DTSTAMP:20260101T000000Z", f"LAST-MODIFIED:{NOW:%Y%m%dT%H%M%SZ}"]
+    start = _when(rng)
+    comps: list[list[str]] = []
+    if kind < 0.85:  # a single meeting
+        end = start + dt.timedelta(minutes=rng.choice((30, 60)))
+        comps.append([*head, f"SUMMARY:{summary or 'Meeting'} {i}", f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}",
+                      f"DTEND;TZID=Europe/Berlin:{end:%Y%m%dT%H%M%S}", *_people(rng, contacts, False)])
+    elif kind < 0.90:  # a weekly series, with overrides and maybe an EXDATE
+        count = rng.randint(5, 40)
+        people = _people(rng, contacts, False)
+        master = [*head, f"SUMMARY:{summary or 'Weekly'} {i}", f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}",
+                  "DURATION:PT30M", f"RRULE:FREQ=WEEKLY;COUNT={count}", *people]
+        if rng.random() < 0.5:
+            master.append(f"EXDATE;TZID=Europe/Berlin:{start + dt.timedelta(weeks=1):%Y%m%dT%H%M%S}")
+        comps.append(master)
+        for k in rng.sample(range(2, count), min(2, count - 2)):
+            orig = start + dt.timedelta(weeks=k)
+            moved = orig + dt.timedelta(hours=1)
+            comps.append([*head, f"SUMMARY:Weekly {i} (moved)", f"RECURRENCE-ID;TZID=Europe/Berlin:{orig:%Y%m%dT%H%M%S}",
+                          f"DTSTART;TZID=Europe/Berlin:{moved:%Y%m%dT%H%M%S}", "DURATION:PT30M", *people])
+    elif kind < 0.95:  # all-day
+        comps.append([*head, f"SUMMARY:{summary or 'Offsite'} {i}", f"DTSTART;VALUE=DATE:{start:%Y%m%d}",
+                      f"DTEND;VALUE=DATE:{start + dt.timedelta(days=1):%Y%m%d}", *_people(rng, contacts, False)])
+    else:  # declined
+        end = start + dt.timedelta(hours=1)
+        comps.append([*head, f"SUMMARY:{summary or 'Declined'} {i}", f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}",
+                      f"DTEND;TZID=Europe/Berlin:{end:%Y%m%dT%H%M%S}", *_people(rng, contacts, True)])
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//syncd bench//EN"]
+    for c in comps:
+        lines += ["BEGIN:VEVENT", *c, "END:VEVENT"]
+    return "\r\n".join([*lines, "END:VCALENDAR"]) + "\r\n"
+
+
+def generate(root: Path, n_events: int, n_contacts: int, seed: int) -> list[Path]:
+    """Write the vdir and config under ``root``; returns the event files."""
+    rng = random.Random(seed)
+    book = root / "contacts" / "people"
+    book.mkdir(parents=True)
+    for i in range(n_contacts):
+        (book / f"person-{i}.vcf").write_text(_vcard(i, rng), encoding="utf-8", newline="")
+    files = []
+    for name in CALENDARS:
+        (root / "calendars" / name).mkdir(parents=True)
+    for i in range(n_events):
+        path = root / "calendars" / CALENDARS[i % len(CALENDARS)] / f"ev{i:06d}.ics"
+        path.write_text(_event(i, rng, n_contacts), encoding="utf-8", newline="")
+        files.append(path)
+    (root / "config.toml").write_text(CONFIG, encoding="utf-8")
+    return files
+
+
+# -- measurements --------------------------------------------------------------------
+def baseline(files: list[Path]) -> float:
+    """Seconds to read and parse every event file with icalendar alone."""
+    import icalendar
+
+    t0 = time.perf_counter()
+    for path in files:
+        icalendar.Calendar.from_ical(path.read_bytes())
+    return time.perf_counter() - t0
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "SYNCD_NOW": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    env.pop("JOURNAL_STREAM", None)
+    return env
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    """Wall seconds of a subprocess that must succeed."""
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=3600)
+    took = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return took
+
+
+def median_of(n: int, cmd: list[str], cwd: Path) -> float:
+    return statistics.median(timed(cmd, cwd) for _ in range(n))
+
+
+def opened_during_sync(root: Path) -> int:
+    """Files under the vdir folders opened by an in-process no-change ``syncd sync``."""
+    from syncd import cli
+
+    watched = (str((root / "calendars").resolve()), str((root / "contacts").resolve()))
+    state = {"on": False, "count": 0}
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if state["on"] and event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
+            path = os.path.abspath(os.fsdecode(args[0]))  # type: ignore[arg-type]
+            if path.startswith(watched):
+                state["count"] += 1
+
+    sys.addaudithook(hook)  # hooks cannot be removed: this one is switched off after use
+    os.environ.update({k: v for k, v in _env().items() if k.startswith(("SYNCD_", "PYTHON_KEYRING"))})
+    state["on"] = True
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main(["--config", str(root / "config.toml"), "-q", "sync"])
+    finally:
+        state["on"] = False
+    if code != 0:
+        raise SystemExit(f"in-process sync failed with {code}")
+    return state["count"]
+
+
+def touch(files: list[Path], n: int, seed: int, contacts: int) -> None:
+    """Rewrite ``n`` event files with a new summary (new content, size and mtime)."""
+    rng = random.Random(seed + 1)
+    for path in rng.sample(files, n):
+        i = int(path.stem[2:])
+        path.write_text(_event(i, random.Random(seed * 7919 + i), contacts, summary="Edited"), encoding="utf-8",
+                        newline="")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--contacts", type=int, default=2_000)
+    ap.add_argument("--dir", type=Path, help="where to generate (default: a temporary folder)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the generated folder")
+    args = ap.parse_args()
+    root = args.dir or Path(tempfile.mkdtemp(prefix="syncd-vdir-bench-"))
+    if args.dir and root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    syncd = [py, "-m", "syncd", "--config", str(root / "config.toml"), "-q"]
+    try:
+        t0 = time.perf_counter()
+        files = generate(root, args.events, args.contacts, args.seed)
+        gen = time.perf_counter() - t0
+        print(f"generated {args.events} events, {args.contacts} contacts in {root} ({gen:.1f} s)", flush=True)
+        base = baseline(files)
+        back = timed([*syncd, "--backfill", "--since", (NOW - dt.timedelta(days=SPAN_DAYS + 30)).date().isoformat()],
+                     root)
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+        opened = opened_during_sync(root)
+        startup = median_of(3, [py, "-c", "pass"], root)
+        nochange = median_of(3, [*syncd, "sync"], root)
+        touch(files, 10, args.seed, args.contacts)
+        after10 = timed([*syncd, "sync"], root)
+    finally:
+        if not args.keep and not args.dir:
+            shutil.rmtree(root, ignore_errors=True)
+    rows = [
+        ("(a) icalendar parse of every .ics (baseline)", f"{base:8.2f} s", ""),
+        ("(b) syncd --backfill", f"{back:8.2f} s", f"{back / base:.1f}x baseline"),
+        ("(b) backfill peak RSS", f"{rss_mb:8.0f} MB", ""),
+        ("(c) no-change sync: vdir files opened", f"{opened:8d}", "must be 0"),
+        ("(c) python -c pass", f"{startup:8.3f} s", ""),
+        ("(c) no-change syncd sync", f"{nochange:8.3f} s", f"{nochange / startup:.1f}x startup"),
+        ("(d) syncd sync after 10 edited events", f"{after10:8.3f} s", f"{after10 / nochange:.2f}x no-change"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':<{width}}  {'value':>11}  ratio")
+    for name, value, ratio in rows:
+        print(f"{name:<{width}}  {value:>11}  {ratio}")
+    return 0 if opened == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
