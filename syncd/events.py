@@ -38,6 +38,11 @@ def decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
+        pass
+    try:
+        # Folding may split a multi-byte character; unfolding first changes no meaning.
+        return re.sub(rb"\r?\n[ \t]", b"", raw).decode("utf-8")
+    except UnicodeDecodeError:
         try:
             return raw.decode("cp1252")
         except UnicodeDecodeError:
@@ -60,11 +65,18 @@ def _clean(text: str) -> str:
     return _NOISE.sub("", text)
 
 
+_BEGIN_EVENT = re.compile(r"^BEGIN:VEVENT\r?$", re.M | re.I)
+
+
 def _components(text: str) -> tuple[list[icalendar.cal.Component], list[str]]:
+    expected = len(_BEGIN_EVENT.findall(text))
+    whole_error = "unreadable calendar"
     try:
         cals = icalendar.Calendar.from_ical(text, multiple=True)
         comps = [c for cal in cals for c in cal.walk() if c.name in ("VEVENT", "VTIMEZONE")]
-        return comps, []
+        # A file truncated inside a component parses as nothing, silently: count.
+        if sum(c.name == "VEVENT" for c in comps) >= expected:
+            return comps, []
     except Exception as exc:
         whole_error = f"{type(exc).__name__}: {exc}"
     # The file as a whole is broken: read each block on its own so siblings survive.
@@ -75,6 +87,9 @@ def _components(text: str) -> tuple[list[icalendar.cal.Component], list[str]]:
         except Exception as exc:
             uid = re.search(r"^UID:(.*)$", m.group(0), re.M)
             problems.append(f"{'UID ' + uid.group(1).strip() if uid else m.group(1)}: {type(exc).__name__}: {exc}")
+    missing = expected - sum(c.name == "VEVENT" for c in comps) - len(problems)
+    if missing > 0:
+        problems.append(f"{missing} VEVENT(s) not terminated (truncated file?)")
     if not comps and not problems and "BEGIN:V" in text.upper():
         problems.append(whole_error)
     return comps, problems
@@ -118,6 +133,29 @@ def _check_zone(comp: icalendar.cal.Component, prop: str) -> None:
     decoded = getattr(value, "dt", None)
     if tzid and isinstance(decoded, dt.datetime) and decoded.tzinfo is None:
         raise ParseError(f"unknown time zone {tzid!r}")
+
+
+def _attach_zones(comps: list[icalendar.cal.Component], timezones: Iterable[icalendar.cal.Component]) -> None:
+    """Give zone-less times the VTIMEZONE their TZID names.
+
+    icalendar strips blanks from a TZID parameter but not from the VTIMEZONE's own
+    TZID ("Mitteleuropäische Zeit "), so such times come out floating.
+    """
+    zones = {}
+    for tz in timezones:
+        try:
+            zones[str(tz["TZID"]).strip()] = tz.to_tz()
+        except Exception:
+            continue
+    if not zones:
+        return
+    for comp in comps:
+        for prop in ("dtstart", "dtend", "recurrence-id"):
+            value = comp.get(prop)
+            tzid = str(getattr(value, "params", {}).get("TZID", "")).strip()
+            inner = getattr(value, "dt", None)
+            if tzid in zones and isinstance(inner, dt.datetime) and inner.tzinfo is None:
+                value.dt = inner.replace(tzinfo=zones[tzid])
 
 
 def _party(prop: object) -> Party | None:
@@ -191,6 +229,7 @@ def expand(
         ParseError: the series cannot be read (bad dates, unknown time zone, bad RRULE).
     """
     try:
+        _attach_zones(comps, timezones)
         for comp in comps:
             _check_zone(comp, "dtstart")
             if comp.get("dtstart") is None:
@@ -209,9 +248,11 @@ def expand(
         dense = any(
             str(c.get("rrule", {}).get("FREQ", [""])[0]).upper() in _DENSE for c in comps
         )
-        found = query.after(start) if dense else iter(query.between(start, end))
+        # Past the cap, keep the latest occurrences of a bounded series: recent ones matter.
+        found = (itertools.islice(query.after(start), MAX_PER_SERIES) if dense
+                 else iter(query.between(start, end)[-MAX_PER_SERIES:]))
         out = []
-        for comp in itertools.islice(found, MAX_PER_SERIES):
+        for comp in found:
             occ = _occurrence(comp, uid, zone, True, order)
             if occ.start >= end:
                 break

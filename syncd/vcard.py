@@ -79,19 +79,44 @@ def record(card: vobject.base.Component, order: tuple[int, ...]) -> ContactRecor
     )
 
 
+_NEEDED = re.compile(
+    r"^(?:[\w-]+\.)?(BEGIN|END|VERSION|UID|FN|N|EMAIL|NICKNAME|CATEGORIES|BDAY|ANNIVERSARY|X-ANNIVERSARY)[;:]", re.I
+)
+
+
+def _needed_only(block: str) -> str:
+    """The card with only the properties syncd reads (a broken PHOTO or ORG must not
+    cost the person's email)."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", block)
+    # vCard 2.1 quoted-printable soft breaks: "=" at the end of a line continues it.
+    unfolded = re.sub(r"=\r?\n", "", unfolded) if "QUOTED-PRINTABLE" in unfolded.upper() else unfolded
+    return "\r\n".join(line for line in unfolded.splitlines() if _NEEDED.match(line)) + "\r\n"
+
+
+def _read(block: str, order: tuple[int, ...]) -> Iterator[ContactRecord]:
+    for card in vobject.readComponents(block, allowQP=True):
+        if card.name.upper() == "VCARD":
+            yield record(card, order)
+
+
 def parse(text: str, order: tuple[int, ...] = (0,)) -> Iterator[ContactRecord | ParseError]:
     """Every card of ``text``: a record, or the ParseError of a card that is unreadable."""
     text = _clean(text)
     blocks = [m.group(0) for m in _CARD.finditer(text)] or [text]
     for block in blocks:
         try:
-            for card in vobject.readComponents(block, allowQP=True):
-                if card.name.upper() != "VCARD":
-                    continue
-                yield record(card, order)
+            yield from list(_read(block, order))
+            continue
         except ParseError as exc:
             yield exc
+            continue
         except Exception as exc:
-            uid = re.search(r"^UID:(.*)$", block, re.M)
-            where = f"UID {uid.group(1).strip()}: " if uid else ""
+            first = exc
+        uid = re.search(r"^UID:(.*)$", block, re.M)
+        where = f"UID {uid.group(1).strip()}: " if uid else ""
+        try:
+            yield from list(_read(_needed_only(block), order))
+            # still report it: something the user wrote could not be read
+            yield ParseError(f"{where}unreadable properties dropped ({type(first).__name__}: {first})")
+        except Exception as exc:
             yield ParseError(f"{where}{type(exc).__name__}: {exc}")
