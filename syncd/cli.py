@@ -152,7 +152,8 @@ def _pass(args: argparse.Namespace, backfill: bool) -> int:
             engine.close()
         _report(cfg, engine.ledger, result, dry_run)
     failed = [a for a in result.accounts if not a.ok]
-    if failed and len(failed) == len(result.accounts):
+    # 75 tells a timer to retry: only when nothing could be reached and a retry may help.
+    if failed and len(failed) == len(result.accounts) and all(a.temporary for a in failed):
         return EX_TEMPFAIL
     return EX_FAILED if failed or result.reconcile.error else EX_OK
 

@@ -24,7 +24,7 @@ from connectors.base import CONTACTS, EVENTS, Collection, Connector, RawObject, 
 from syncd import clock, events, infer, plugins, rules, vcard
 from syncd.config import Config
 from syncd.context import AccountContext
-from syncd.errors import ParseError, SyncdError
+from syncd.errors import AuthError, ParseError, SyncdError
 from syncd.infer import ContactRecord, Occurrence, PartialDate, Party, Person
 from syncd.ledger import FollowupRow, Ledger, iso
 
@@ -46,6 +46,7 @@ class AccountResult:
     error: str | None = None
     changed: int = 0
     skipped: int = 0
+    temporary: bool = True  # a failure a retry may fix (not refused credentials)
 
 
 @dataclass
@@ -167,6 +168,7 @@ class Engine:
                 self._save_state(name, ctx)
         except SyncdError as exc:
             result.ok, result.error = False, str(exc)
+            result.temporary = not isinstance(exc, AuthError)
         except Exception as exc:  # a connector bug must not take the other accounts down
             log.debug("account %s failed", name, exc_info=True)
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"

@@ -144,7 +144,7 @@ def _attach_zones(comps: list[icalendar.cal.Component], timezones: Iterable[ical
     zones = {}
     for tz in timezones:
         try:
-            zones[str(tz["TZID"]).strip()] = tz.to_tz()
+            zones[str(tz["TZID"]).strip()] = tz.to_tz()  # type: ignore[attr-defined]
         except Exception:
             continue
     if not zones:
