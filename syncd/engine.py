@@ -13,6 +13,7 @@ ledger with the sink's writes left out, so it shows exactly what a real pass wou
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import sqlite3
@@ -479,8 +480,14 @@ def _party_json(p: Party | None) -> list[Any] | None:
     return None if p is None else [p.email, p.name, p.partstat, p.cutype]
 
 
+@functools.lru_cache(maxsize=65536)
+def _party(email: str | None, name: str | None, partstat: str, cutype: str) -> Party:
+    # The same few thousand people attend tens of thousands of meetings: share them.
+    return Party(email, name, partstat, cutype)
+
+
 def _party_from(v: list[Any] | None) -> Party | None:
-    return None if v is None else Party(v[0], v[1], v[2], v[3])
+    return None if v is None else _party(v[0], v[1], v[2], v[3])
 
 
 def _occ_json(o: Occurrence) -> dict[str, Any]:

@@ -392,9 +392,10 @@ class Ledger:
     def objects_with_uid(self, collection_id: int, uid: str) -> list[tuple[str, str]]:
         """(href, data) of every object of a collection holding ``uid``."""
         return self.conn.execute(
-            "SELECT o.href, o.data FROM object_uids u JOIN objects o ON o.collection=u.collection AND o.href=u.href "
-            "WHERE u.collection=? AND u.uid=? ORDER BY o.href",
-            (collection_id, uid),
+            # A sub-select, so the planner starts from the UID (a join may scan the collection).
+            "SELECT href, data FROM objects WHERE collection=? AND href IN "
+            "(SELECT href FROM object_uids WHERE collection=? AND uid=?) ORDER BY href",
+            (collection_id, collection_id, uid),
         ).fetchall()
 
     # -- derived: occurrences and contacts -------------------------------------
