@@ -4,9 +4,9 @@ Modules: ``http`` (session, retries, error mapping), ``dav`` (WebDAV XML),
 ``discovery`` (principal, homes, collections), ``sync`` (sync-collection with an etag
 fallback, chunked multiget), ``tasks`` (the follow-up calendar).
 
-Account state (``ctx.state``): ``caldav.discovery`` caches the server layout for
-``DISCOVERY_TTL`` (so a no-change pass sends no discovery request; a vanished
-collection drops the cache) and ``caldav.tasks`` caches the task calendar's listing.
+Account state (``ctx.state``): ``caldav.discovery`` caches the server layout until
+the account's config changes or a collection vanishes (so a no-change pass sends no
+discovery request, SPEC §6; ``syncd check`` always asks the server afresh) and ``caldav.tasks`` caches the task calendar's listing.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from syncd.errors import MISSING, AccountError
 log = logging.getLogger("connectors.caldav")
 
 DISCOVERY_KEY = "caldav.discovery"
-DISCOVERY_TTL = dt.timedelta(hours=24)
 TIMEOUT = 120.0  # read timeout: a cold Radicale lists 10,000 objects slowly
 
 
@@ -90,7 +89,6 @@ class CaldavConnector(Connector):
             not refresh
             and isinstance(cached, dict)
             and cached.get("key") == self._fingerprint()
-            and now - float(cached.get("at", 0)) < DISCOVERY_TTL.total_seconds()
         ):
             return cached
         found = discovery.discover(self.http)
