@@ -158,6 +158,9 @@ def _pass(args: argparse.Namespace, backfill: bool) -> int:
     return EX_FAILED if failed or result.reconcile.error else EX_OK
 
 
+_SHOWN = 20  # overdue people listed after a pass; `people --overdue` has them all
+
+
 def _report(cfg: config.Config, ledger: Ledger, result: Any, dry_run: bool) -> None:
     out = Console(highlight=False, soft_wrap=True)
     verb = "would write" if dry_run else "written"
@@ -173,8 +176,11 @@ def _report(cfg: config.Config, ledger: Ledger, result: Any, dry_run: bool) -> N
     today = rules.local_date(clock.now(), cfg.timezone).isoformat()
     overdue = [p for p in ledger.people() if p["due"] and p["due"] <= today]
     out.print(f"Overdue: {len(overdue)}")
-    for p in sorted(overdue, key=lambda p: (p["due"], p["name"].casefold())):
+    shown = sorted(overdue, key=lambda p: (p["due"], p["name"].casefold()))
+    for p in shown[:_SHOWN]:
         out.print(f"  {p['name']} (due {p['due']}, last met {(p['last_met'] or 'never')[:10]})")
+    if len(shown) > _SHOWN:
+        out.print(f"  ... and {len(shown) - _SHOWN} more: syncd people --overdue")
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:

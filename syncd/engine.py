@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import CONTACTS, EVENTS, Collection, Connector, RawObject, TaskSpec
-from syncd import clock, events, infer, plugins, rules, vcard
+from syncd import clock, infer, plugins, rules
 from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import AuthError, ParseError, SyncdError
@@ -219,6 +219,8 @@ class Engine:
     def _apply(self, account: str, coll: Collection, cid: int, obj: RawObject,
                start: dt.datetime, end: dt.datetime) -> int:
         """Store one object and what it implies; returns 1 if (part of) it was skipped."""
+        from syncd import events, vcard  # parsers load only when something changed
+
         skipped = 0
         if coll.kind == CONTACTS:
             records = []
@@ -248,8 +250,11 @@ class Engine:
             self._expand("", cid, uid, start, end, {})
 
     def _expand(self, account: str, cid: int, uid: str, start: dt.datetime, end: dt.datetime,
-                cache: dict[str, events.Parsed]) -> int:
-        comps, tzs = [], []
+                cache: dict[str, Any]) -> int:
+        from syncd import events
+
+        comps: list[Any] = []
+        tzs: list[Any] = []
         href = ""
         for href, data in self.ledger.objects_with_uid(cid, uid):
             parsed = cache.get(href) or events.split(data)
