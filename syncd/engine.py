@@ -12,12 +12,13 @@ ledger with the sink's writes left out, so it shows exactly what a real pass wou
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,18 @@ class PassResult:
     def ok(self) -> bool:
         """True when every account and the write-back succeeded."""
         return all(a.ok for a in self.accounts) and self.reconcile.error is None
+
+
+@contextlib.contextmanager
+def _captured(result: ReconcileResult, what: str) -> Iterator[None]:
+    """Record a failure of the sink in ``result`` instead of raising: the pass goes on."""
+    try:
+        yield
+    except SyncdError as exc:
+        result.error = str(exc)
+    except Exception as exc:  # a connector bug must not end the pass without a record
+        log.debug("%s failed", what, exc_info=True)
+        result.error = f"{type(exc).__name__}: {exc}"
 
 
 def _copy_to_memory(ledger: Ledger) -> Ledger:
@@ -346,7 +359,7 @@ class Engine:
         now = self.now()
         sink_name = self.config.write_to
         sink: Connector | None = None
-        try:
+        with _captured(result, "reading back tasks"):
             if sink_name is not None:
                 sink, ctx = self.connector(sink_name)
                 if self._read_back(sink, sink_name, result):
@@ -354,11 +367,6 @@ class Engine:
                         self._bump()
                 with self.ledger.transaction():
                     self._save_state(sink_name, ctx)
-        except SyncdError as exc:
-            result.error = str(exc)
-        except Exception as exc:
-            log.debug("reading back tasks failed", exc_info=True)
-            result.error = f"{type(exc).__name__}: {exc}"
         if result.error is None and self._unchanged_since_last(now):
             result.people = len(self.ledger.people())
             log.debug("nothing changed since the last pass; inference skipped")
@@ -368,17 +376,12 @@ class Engine:
         if sink is None or sink_name is None or result.error:
             self._finish(people, result, sink_name, now)
             return result
-        try:
+        with _captured(result, "write-back"):
             history = self.ledger.followups()
             todo = rules.plan(people, history, self.rule_settings(), self.now())
             self._write(sink, sink_name, todo, result)
             with self.ledger.transaction():
                 self._save_state(sink_name, ctx)
-        except SyncdError as exc:
-            result.error = str(exc)
-        except Exception as exc:
-            log.debug("write-back failed", exc_info=True)
-            result.error = f"{type(exc).__name__}: {exc}"
         self._finish(people, result, sink_name, now)
         return result
 

@@ -148,3 +148,71 @@ days_before = {days_before}
         if not self.tasks.exists():
             return {}
         return {p.name: p.read_text() for p in sorted(self.tasks.glob("*.ics"))}
+
+
+class _PinnedKeyring:
+    """Builds a PlaintextKeyring at a fixed file, whatever the environment says later."""
+
+    @staticmethod
+    def at(path: str) -> Any:
+        from keyrings.alt.file import PlaintextKeyring
+
+        class Pinned(PlaintextKeyring):  # type: ignore[misc]
+            @property
+            def file_path(self) -> str:  # type: ignore[override]
+                return path
+
+        return Pinned()
+
+
+class KeyringCli:
+    """``syncd`` runs whose secrets live in a real file keyring under ``data``.
+
+    Subclasses set ``root``, ``data``, ``config``, ``ledger`` and ``outputs`` (every
+    stdout and stderr is kept, so tests can check that no secret was ever printed).
+    """
+
+    root: Path
+    data: Path
+    config: Path
+    ledger: Path
+    outputs: list[str]
+    default_now = "2026-06-15T10:00:00Z"
+
+    def keyring(self) -> Any:
+        """The keyring file the subprocesses use (``$XDG_DATA_HOME/python_keyring/``)."""
+        return _PinnedKeyring.at(str(self.data / "python_keyring" / "keyring_pass.cfg"))
+
+    def env(self, now: str) -> dict[str, str]:
+        """The environment of a run."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "NOTIFY_", "XDG_"))}
+        env.update(PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring", HOME=str(self.root),
+                   XDG_DATA_HOME=str(self.data), XDG_RUNTIME_DIR=str(self.root / "run"), TZ="UTC",
+                   SYNCD_NOW=now)
+        (self.root / "run").mkdir(exist_ok=True, mode=0o700)
+        return env
+
+    def run(self, *args: str, now: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``syncd --config CONFIG ARGS`` as a subprocess."""
+        proc = subprocess.run([sys.executable, "-m", "syncd", "--config", str(self.config), *args],
+                              capture_output=True, text=True, env=self.env(now or self.default_now), timeout=120)
+        self.outputs += [proc.stdout, proc.stderr]
+        if check and proc.returncode != 0:
+            raise AssertionError(f"syncd {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def people(self, now: str | None = None) -> dict[str, dict[str, Any]]:
+        """``syncd people --json`` by name."""
+        return {p["name"]: p for p in json.loads(self.run("people", "--json", now=now).stdout)}
+
+    def tasks_json(self, now: str | None = None, all: bool = True) -> list[dict[str, Any]]:
+        """``syncd tasks --json [--all]``."""
+        return list(json.loads(self.run("tasks", "--json", *(["--all"] if all else []), now=now).stdout))
+
+    def status(self) -> dict[str, Any]:
+        """``syncd status --json``."""
+        return dict(json.loads(self.run("status", "--json").stdout))
+
+    def ledger_bytes(self) -> bytes:
+        """The ledger and its WAL files."""
+        return b"".join(p.read_bytes() for p in sorted(self.ledger.parent.glob(self.ledger.name + "*")))

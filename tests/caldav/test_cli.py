@@ -25,10 +25,9 @@ from typing import Any
 
 import icalendar
 import pytest
-from keyrings.alt.file import PlaintextKeyring
 
 from tests.caldav.proxy import CountingProxy
-from tests.helpers import event, vcard
+from tests.helpers import KeyringCli, event, vcard
 from tests.servers import Server
 
 pytestmark = pytest.mark.servers
@@ -38,24 +37,13 @@ NOW = "2026-06-15T10:00:00Z"  # 12:00 in Berlin
 LATER = "2026-06-17T10:00:00Z"
 
 
-class _Pinned(PlaintextKeyring):  # type: ignore[misc]
-    """A PlaintextKeyring at a fixed file, whatever the environment says."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self._path = path
-
-    @property
-    def file_path(self) -> str:  # type: ignore[override]
-        return self._path
-
 
 def card(uid: str, name: str, email: str, groups: str | None = "Friends") -> str:
     """A vCard 3.0 with a UID (CardDAV servers want one)."""
     return vcard(name, email, groups=groups).replace("VERSION:3.0\r\n", f"VERSION:3.0\r\nUID:{uid}\r\n")
 
 
-class DavWorld:
+class DavWorld(KeyringCli):
     """One test's CalDAV account ``home``: a calendar, an address book, a tasks calendar name."""
 
     def __init__(self, root: Path, server: Server) -> None:
@@ -101,37 +89,6 @@ tasks = "{self.tasks_name}"
 [rules.keep_in_touch]
 groups = {{ Friends = "30d" }}
 """)
-
-    def keyring(self) -> PlaintextKeyring:
-        return _Pinned(str(self.data / "python_keyring" / "keyring_pass.cfg"))
-
-    def env(self, now: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "NOTIFY_", "XDG_"))}
-        env.update(PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring", HOME=str(self.root),
-                   XDG_DATA_HOME=str(self.data), XDG_RUNTIME_DIR=str(self.root / "run"), TZ="UTC",
-                   SYNCD_NOW=now)
-        (self.root / "run").mkdir(exist_ok=True, mode=0o700)
-        return env
-
-    def run(self, *args: str, now: str = NOW, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "syncd", "--config", str(self.config), *args],
-                              capture_output=True, text=True, env=self.env(now), timeout=120)
-        self.outputs += [proc.stdout, proc.stderr]
-        if check and proc.returncode != 0:
-            raise AssertionError(f"syncd {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-    def people(self, now: str = NOW) -> dict[str, dict[str, Any]]:
-        return {p["name"]: p for p in json.loads(self.run("people", "--json", now=now).stdout)}
-
-    def tasks_json(self, now: str = NOW, all: bool = True) -> list[dict[str, Any]]:
-        return list(json.loads(self.run("tasks", "--json", *(["--all"] if all else []), now=now).stdout))
-
-    def status(self) -> dict[str, Any]:
-        return dict(json.loads(self.run("status", "--json").stdout))
-
-    def ledger_bytes(self) -> bytes:
-        return b"".join(p.read_bytes() for p in sorted(self.ledger.parent.glob(self.ledger.name + "*")))
 
     # -- the server, as the user's other clients see it ------------------------------
     def meet(self, name: str, text: str) -> None:

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from keyrings.alt.file import PlaintextKeyring
 
 from tests.google.emulator import CLIENT_SECRET, GoogleEmulator
-from tests.helpers import event
+from tests.helpers import KeyringCli, event
 
 ME = "alice@example.org"  # the emulator's primary calendar
 NOW = "2026-06-15T10:00:00Z"  # 12:00 in Berlin
@@ -53,7 +49,7 @@ def meeting(start: str, *guests: str, summary: str = "Meeting", minutes: int = 6
     }
 
 
-class GWorld:
+class GWorld(KeyringCli):
     """A config with the Google account ``work`` (and optionally a vdir account)."""
 
     def __init__(self, root: Path, emu: GoogleEmulator, vdir: bool = False) -> None:
@@ -87,45 +83,13 @@ groups = {{ Friends = "30d" }}
         emu.add_group(FRIENDS, "Friends")
         self.keyring().set_password("syncd", "work", emu.authorized_user_json())
 
-    def keyring(self) -> PlaintextKeyring:
-        """The keyring file the subprocesses use (``$XDG_DATA_HOME/python_keyring/``)."""
-        return _Pinned(str(self.data / "python_keyring" / "keyring_pass.cfg"))
-
     def secret(self) -> dict[str, Any]:
         value = self.keyring().get_password("syncd", "work")
         assert value
         return dict(json.loads(value))
 
-    def env(self, now: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "NOTIFY_", "XDG_"))}
-        env.update(PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring", HOME=str(self.root),
-                   XDG_DATA_HOME=str(self.data), XDG_RUNTIME_DIR=str(self.root / "run"), TZ="UTC",
-                   SYNCD_NOW=now)
-        (self.root / "run").mkdir(exist_ok=True, mode=0o700)
-        return env
-
-    def run(self, *args: str, now: str = NOW, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "syncd", "--config", str(self.config), *args],
-                              capture_output=True, text=True, env=self.env(now), timeout=120)
-        self.outputs += [proc.stdout, proc.stderr]
-        if check and proc.returncode != 0:
-            raise AssertionError(f"syncd {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-    def people(self, now: str = NOW) -> dict[str, dict[str, Any]]:
-        return {p["name"]: p for p in json.loads(self.run("people", "--json", now=now).stdout)}
-
-    def tasks_json(self, now: str = NOW) -> list[dict[str, Any]]:
-        return list(json.loads(self.run("tasks", "--json", "--all", now=now).stdout))
-
-    def status(self) -> dict[str, Any]:
-        return dict(json.loads(self.run("status", "--json").stdout))
-
     def live_tasks(self) -> list[dict[str, Any]]:
         return [t for t in self.emu.all_tasks() if not t.get("deleted")]
-
-    def ledger_bytes(self) -> bytes:
-        return b"".join(p.read_bytes() for p in sorted(self.ledger.parent.glob(self.ledger.name + "*")))
 
     def contact(self, name: str, email: str, friends: bool = True) -> dict[str, Any]:
         groups = [{"contactGroupMembership": {"contactGroupResourceName": "contactGroups/myContacts"}}]
@@ -137,17 +101,6 @@ groups = {{ Friends = "30d" }}
     def meet(self, start: str, *guests: str, **extra: Any) -> dict[str, Any]:
         return self.emu.add_event(ME, meeting(start, *guests, **extra))
 
-
-class _Pinned(PlaintextKeyring):  # type: ignore[misc]
-    """A PlaintextKeyring at a fixed file, whatever the environment says later."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self._path = path
-
-    @property
-    def file_path(self) -> str:  # type: ignore[override]
-        return self._path
 
 
 @pytest.fixture
