@@ -261,6 +261,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "last_error_at": iso(st.last_error_at) if st else None,
             "next_attempt": iso(st.next_attempt) if st else None,
             "collections": len(colls),
+            "objects": ledger.object_count(acc.name) if ledger else 0,
             "cursor_age_seconds": int((clock.now() - min(synced)).total_seconds()) if synced else None,
         })
     size = sum(p.stat().st_size for p in cfg.ledger.parent.glob(cfg.ledger.name + "*")) if cfg.ledger.exists() else 0
@@ -270,11 +271,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EX_OK
     out = Console(soft_wrap=True, highlight=False)
     out.print(f"ledger {status['ledger']} ({size} bytes)")
-    table = Table("account", "type", "last success", "last error", "next attempt", "collections", box=None)
+    table = Table("account", "type", "last success", "last error", "next attempt", "collections", "objects",
+                  box=None)
     for a in accounts:
         err = f"{a['last_error']} ({a['last_error_at']})" if a["last_error"] else ""
         table.add_row(str(a["name"]), str(a["type"]), str(a["last_success"] or "never"), err,
-                      str(a["next_attempt"] or ""), str(a["collections"]))
+                      str(a["next_attempt"] or ""), str(a["collections"]), str(a["objects"]))
     out.print(table)
     return EX_OK
 

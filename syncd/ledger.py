@@ -349,6 +349,14 @@ class Ledger:
             rows = self.conn.execute("SELECT * FROM collections WHERE account=? ORDER BY id", (account,))
         return [_collection(r) for r in rows]
 
+    def object_count(self, account: str) -> int:
+        """How many objects the ledger holds for ``account``."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM objects JOIN collections c ON c.id = objects.collection WHERE c.account=?",
+            (account,),
+        ).fetchone()
+        return int(row[0])
+
     def drop_collection(self, collection_id: int) -> None:
         """Forget a collection no longer configured (inside a transaction)."""
         self.conn.execute("DELETE FROM collections WHERE id=?", (collection_id,))
