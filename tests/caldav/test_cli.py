@@ -411,3 +411,23 @@ def test_no_secret_in_any_output_or_in_the_ledger(rworld: DavWorld) -> None:
         rworld.run(*args)
     assert rworld.password and rworld.ledger.exists()
     _assert_no_secret(rworld)
+
+
+# -- interop: another client library reads and completes what syncd wrote -------------------
+
+
+def test_caldav_library_reads_and_completes_our_vtodo(world: DavWorld) -> None:
+    import caldav
+
+    _bob(world)
+    client = caldav.DAVClient(url=world.server.url, username=world.user, password=world.password)
+    [tasks] = [c for c in client.principal().calendars() if c.get_display_name() == world.tasks_name]
+    [todo] = tasks.todos()
+    comp = todo.icalendar_component
+    assert str(comp["summary"]) == "Catch up with Bob Stone"
+    assert str(comp["x-syncd-rule"]) == "keep_in_touch"
+    assert comp.decoded("due").isoformat() == "2026-06-15"
+    todo.complete()  # the way any caldav-library client ticks a task off
+    world.run("sync", now=LATER)
+    [task] = world.tasks_json(now=LATER)
+    assert task["state"] == "done"
