@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd import paths
-from syncd.errors import MISSING, ConfigError
+from syncd.errors import MISSING, ConfigError, UnavailableError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -376,15 +376,15 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
 
 
 def _accounts(path: Path, table: Any, registry: Mapping[str, type]) -> list[Account]:
-    from syncd.errors import UnavailableError
-
     if not isinstance(table, dict):
         raise ConfigError(path, "[accounts]", table, "a table of account tables")
     out = []
     for name, acc in table.items():
         if not isinstance(acc, dict):
             raise ConfigError(path, f"accounts.{name}", acc, "a table")
-        kind = _section(path, f"accounts.{name}", {k: acc[k] for k in ("type",) if k in acc}, ACCOUNT_COMMON)["type"]
+        # The type picks the schema for the other keys, so it is checked on its own first.
+        only_type = {"type": acc["type"]} if "type" in acc else {}
+        kind = _section(path, f"accounts.{name}", only_type, ACCOUNT_COMMON)["type"]
         if kind not in registry:
             known = ", ".join(sorted(registry)) or "none installed"
             raise UnavailableError(

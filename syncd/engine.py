@@ -172,7 +172,8 @@ class Engine:
             if self.ledger.meta("window_start") != start.isoformat():
                 with self.ledger.transaction():
                     self.ledger.set_meta("window_start", start.isoformat())
-                    self._reexpand_all(start, end)
+                    self._reexpand(self.ledger.conn.execute("SELECT collection, uid FROM series").fetchall(),
+                                   start, end)
             self._sync_collections(conn, ctx, name, start, end, result)
             with self.ledger.transaction():
                 before = self.ledger.self_addresses()
@@ -204,7 +205,6 @@ class Engine:
         for coll, row in rows.items():
             known = self.ledger.etags(row.id)
             mentioned: set[str] = set()
-            applied = 0
             for batch in conn.changes(coll, row.cursor, known, start):
                 with self.ledger.transaction():
                     for obj in batch.upserts:
@@ -215,17 +215,16 @@ class Engine:
                         result.changed += 1
                     for href in batch.deletes:
                         if href in known or href in mentioned:
-                            self._remove(coll, row.id, href, start, end)
+                            self._remove(name, row.id, href, start, end)
                             result.changed += 1
                     mentioned.update(batch.seen)
                     if batch.done:
                         if batch.full:
                             for href in set(known) - mentioned:
-                                self._remove(coll, row.id, href, start, end)
+                                self._remove(name, row.id, href, start, end)
                                 result.changed += 1
                         self.ledger.set_cursor(row.id, batch.cursor, self.now())
                     self._save_state(name, ctx)
-                applied += len(batch.upserts)
                 if self.progress and batch.upserts:
                     self.progress(name, coll.name, len(batch.upserts))
 
@@ -256,11 +255,11 @@ class Engine:
             skipped |= self._expand(account, cid, uid, start, end, {obj.href: parsed})
         return skipped
 
-    def _remove(self, coll: Collection, cid: int, href: str, start: dt.datetime, end: dt.datetime) -> None:
+    def _remove(self, account: str, cid: int, href: str, start: dt.datetime, end: dt.datetime) -> None:
         uids = self.ledger.object_uids(cid, href)
         self.ledger.delete_object(cid, href)
         for uid in uids:
-            self._expand("", cid, uid, start, end, {})
+            self._expand(account, cid, uid, start, end, {})
 
     def _expand(self, account: str, cid: int, uid: str, start: dt.datetime, end: dt.datetime,
                 cache: dict[str, Any]) -> int:
@@ -311,9 +310,10 @@ class Engine:
         return (self.ledger.meta("generation") or "0", rules.local_date(now, self.config.timezone).isoformat(),
                 self.config.fingerprint, now.isoformat())
 
-    def _reexpand_all(self, start: dt.datetime, end: dt.datetime) -> None:
-        for cid, uid in self.ledger.conn.execute("SELECT collection, uid FROM series").fetchall():
-            self._expand("", cid, uid, start, end, {})
+    def _reexpand(self, series: list[tuple[int, str]], start: dt.datetime, end: dt.datetime) -> None:
+        owner = {c.id: c.account for c in self.ledger.collections()}
+        for cid, uid in series:
+            self._expand(owner.get(cid, "?"), cid, uid, start, end, {})
 
     def refresh_window(self) -> None:
         """Expand recurring series further as time moves on (a transaction)."""
@@ -321,8 +321,7 @@ class Engine:
         stale = self.ledger.stale_series(end - _SLACK)
         if stale:
             with self.ledger.transaction():
-                for cid, uid in stale:
-                    self._expand("", cid, uid, start, end, {})
+                self._reexpand(stale, start, end)
                 self._bump()
 
     # -- inference -------------------------------------------------------------

@@ -27,7 +27,7 @@ class ConfigError(SyncdError):
 
     def __init__(self, path: object, key: str, found: object, expected: str) -> None:
         self.path, self.key, self.found, self.expected = path, key, found, expected
-        shown = "missing" if found is _MISSING else repr(found)
+        shown = "missing" if found is MISSING else repr(found)
         super().__init__(f"{path}: {key}: found {shown}, expected {expected}")
 
 
@@ -36,8 +36,8 @@ class _Missing:
         return "missing"
 
 
-_MISSING = _Missing()
-MISSING = _MISSING
+#: a config key that is absent (as opposed to present with some value)
+MISSING = _Missing()
 
 
 class UnavailableError(SyncdError):

@@ -110,13 +110,21 @@ def last_contact(person: Person, rows: Sequence[FollowupRow], zone: dt.tzinfo) -
     return max(dates) if dates else None
 
 
-def due_date(person: Person, rows: Sequence[FollowupRow], settings: RuleSettings, today: dt.date) -> dt.date | None:
-    """The person's keep-in-touch due date (SPEC §5), or None without a cadence."""
-    found = cadence(person, settings.cadences)
+def _keep_in_touch(person: Person, mine: Sequence[FollowupRow], s: RuleSettings,
+                   today: dt.date) -> tuple[str, dt.timedelta, dt.date | None, dt.date] | None:
+    """Group, cadence, last contact and due of a person's keep-in-touch (None: no cadence)."""
+    found = cadence(person, s.cadences)
     if found is None:
         return None
-    last = last_contact(person, _mine(person, rows), settings.zone)
-    return last + dt.timedelta(days=found[1].days) if last else today
+    group, every = found
+    last = last_contact(person, mine, s.zone)
+    return group, every, last, last + dt.timedelta(days=every.days) if last else today
+
+
+def due_date(person: Person, rows: Sequence[FollowupRow], settings: RuleSettings, today: dt.date) -> dt.date | None:
+    """The person's keep-in-touch due date (SPEC §5), or None without a cadence."""
+    found = _keep_in_touch(person, _mine(person, rows), settings, today)
+    return found[3] if found else None
 
 
 def next_anniversary(date: PartialDate, today: dt.date) -> dt.date:
@@ -144,12 +152,10 @@ def _first_meeting(person: Person, rows: list[FollowupRow], s: RuleSettings, now
 
 
 def _catch_up(person: Person, rows: list[FollowupRow], s: RuleSettings, today: dt.date) -> Want | None:
-    found = cadence(person, s.cadences)
+    found = _keep_in_touch(person, rows, s, today)
     if found is None or person.next_meeting is not None:
         return None
-    group, every = found
-    last = last_contact(person, rows, s.zone)
-    due = last + dt.timedelta(days=every.days) if last else today
+    group, every, last, due = found
     cycle = last.isoformat() if last else "never"
     if due > today or any(r.rule == KEEP_IN_TOUCH and r.cycle == cycle for r in rows):
         return None
@@ -192,11 +198,8 @@ def _still_wanted(row: FollowupRow, person: Person | None, rows: list[FollowupRo
     if row.rule == FIRST_MEETING:
         return person.first_met is not None
     if row.rule == KEEP_IN_TOUCH:
-        found = cadence(person, s.cadences)
-        if found is None:
-            return False
-        last = last_contact(person, rows, s.zone)
-        return last is None or last + dt.timedelta(days=found[1].days) <= today
+        found = _keep_in_touch(person, rows, s, today)
+        return found is not None and found[3] <= today
     date = person.birthday if row.rule == BIRTHDAY else person.anniversary
     if date is None or not s.birthdays:
         return False

@@ -150,19 +150,16 @@ days_before = {days_before}
         return {p.name: p.read_text() for p in sorted(self.tasks.glob("*.ics"))}
 
 
-class _PinnedKeyring:
-    """Builds a PlaintextKeyring at a fixed file, whatever the environment says later."""
+def pinned_keyring(path: str) -> Any:
+    """A PlaintextKeyring at a fixed file, whatever the environment says later."""
+    from keyrings.alt.file import PlaintextKeyring
 
-    @staticmethod
-    def at(path: str) -> Any:
-        from keyrings.alt.file import PlaintextKeyring
+    class Pinned(PlaintextKeyring):  # type: ignore[misc]
+        @property
+        def file_path(self) -> str:  # type: ignore[override]
+            return path
 
-        class Pinned(PlaintextKeyring):  # type: ignore[misc]
-            @property
-            def file_path(self) -> str:  # type: ignore[override]
-                return path
-
-        return Pinned()
+    return Pinned()
 
 
 class KeyringCli:
@@ -181,7 +178,7 @@ class KeyringCli:
 
     def keyring(self) -> Any:
         """The keyring file the subprocesses use (``$XDG_DATA_HOME/python_keyring/``)."""
-        return _PinnedKeyring.at(str(self.data / "python_keyring" / "keyring_pass.cfg"))
+        return pinned_keyring(str(self.data / "python_keyring" / "keyring_pass.cfg"))
 
     def env(self, now: str) -> dict[str, str]:
         """The environment of a run."""

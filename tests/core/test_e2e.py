@@ -396,7 +396,6 @@ def test_sigkill_during_backfill_then_rerun_gives_the_same_end_state(tmp_path: P
     clean.run("--backfill", now=NOW)
     want_files, want_people = clean.task_files(), clean.people()
     assert want_files
-    start = time.monotonic()
     crashed = World(tmp_path / "crashed")
     _big_world(crashed)
     for delay in (0.4, 0.8, 1.2, 1.6, 2.0):
@@ -409,7 +408,6 @@ def test_sigkill_during_backfill_then_rerun_gives_the_same_end_state(tmp_path: P
     assert crashed.task_files() == want_files
     assert crashed.people() == want_people
     assert not list(crashed.tasks.glob(".*"))  # no temp files left behind
-    assert time.monotonic() - start < 120
 
 
 def test_me_is_not_a_person_and_declined_meetings_do_not_count(world: World) -> None:
