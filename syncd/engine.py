@@ -83,6 +83,18 @@ class PassResult:
         return all(a.ok for a in self.accounts) and self.reconcile.error is None
 
 
+@dataclass
+class Inputs:
+    """Everything inference reads (``infer.derive``'s arguments but the identity)."""
+
+    occurrences: list[Occurrence]
+    contacts: list[ContactRecord]
+    me: set[str]
+    settings: infer.Settings
+    now: dt.datetime
+    until: dt.datetime
+
+
 @contextlib.contextmanager
 def _captured(result: ReconcileResult, what: str) -> Iterator[None]:
     """Record a failure of the sink in ``result`` instead of raising: the pass goes on."""
@@ -331,18 +343,31 @@ class Engine:
                       key=lambda r: (names.index(r.account) if r.account in names else len(names), r.id))
         return {r.id: i for i, r in enumerate(rows)}
 
-    def people(self) -> list[Person]:
-        """Inference over everything in the ledger, as of now."""
+    def inputs(self) -> Inputs:
+        """What inference reads from the ledger, as of now."""
         orders = self._orders()
         occs = [_occ_from(json.loads(data), orders.get(cid, 1 << 30))
                 for cid, data in self.ledger.all_occurrences() if cid in orders]
-        contacts = [_record_from(json.loads(data), (orders.get(cid, 1 << 30), href, idx))
+        contacts = [_record_from(json.loads(data), (orders.get(cid, 1 << 30), href, idx), f"at:{cid}:{href}:{idx}")
                     for cid, href, idx, data in self.ledger.all_contacts() if cid in orders]
         me = set(self.config.me) | self.ledger.self_addresses()
         s = infer.Settings(self.config.max_attendees, self.config.count_all_day,
                            self.config.match_titles, self.config.track_unknown)
         now = self.now()
-        return infer.infer(occs, contacts, me, s, now, until=now + self.config.horizon)
+        return Inputs(occs, contacts, me, s, now, now + self.config.horizon)
+
+    def people(self) -> list[Person]:
+        """Inference over everything in the ledger, as of now, with remembered identities."""
+        i = self.inputs()
+        known = self.ledger.identity()
+        people, remembered = infer.derive(i.occurrences, i.contacts, i.me, i.settings, i.now, i.until,
+                                          identity=known)
+        if remembered is not None:
+            # Before any follow-up is written for these ids: a crash in between
+            # re-derives the same ids from the same inputs.
+            with self.ledger.transaction():
+                self.ledger.put_identity(remembered, known)
+        return people
 
     def rule_settings(self) -> rules.RuleSettings:
         """The config's rule tables."""
@@ -521,13 +546,14 @@ def _date_json(p: PartialDate | None) -> list[int | None] | None:
 
 def _record_json(r: ContactRecord) -> dict[str, Any]:
     return {"name": r.name, "emails": list(r.emails), "nick": list(r.nicknames), "groups": list(r.groups),
-            "bday": _date_json(r.birthday), "anniv": _date_json(r.anniversary)}
+            "bday": _date_json(r.birthday), "anniv": _date_json(r.anniversary), "ref": r.ref}
 
 
-def _record_from(d: dict[str, Any], order: tuple[Any, ...]) -> ContactRecord:
+def _record_from(d: dict[str, Any], order: tuple[Any, ...], where: str) -> ContactRecord:
+    """A stored record; ``where`` names it when the card has no UID."""
     def date(v: list[Any] | None) -> PartialDate | None:
         return None if v is None else PartialDate(v[0], v[1], v[2])
 
     return ContactRecord(name=d["name"], emails=tuple(d["emails"]), nicknames=tuple(d["nick"]),
                          groups=tuple(d["groups"]), birthday=date(d["bday"]), anniversary=date(d["anniv"]),
-                         order=order)
+                         order=order, ref=d.get("ref") or where)

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from syncd.identity import Assigner, Claim, Identity
+
 NOT_PEOPLE = frozenset({"ROOM", "RESOURCE", "GROUP"})
 
 
@@ -67,6 +69,7 @@ class ContactRecord:
     birthday: PartialDate | None = None
     anniversary: PartialDate | None = None
     order: tuple[int, ...] = (0,)
+    ref: str = ""  # stable id of the record (``uid:...`` or where it is stored)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,12 @@ class Person:
     anniversary: PartialDate | None = None
     meetings: list[Meeting] = field(default_factory=list)  # started, sorted
     upcoming: list[Meeting] = field(default_factory=list)  # future, sorted
+    refs: list[str] = field(default_factory=list)  # the address-book records merged here
+    #: every id that stands for this person (``key`` and ids merged into it); empty
+    #: when inference ran without an identity (then ``key`` is the natural key)
+    aliases: frozenset[str] = frozenset()
+    #: ids of the person this one split off from (their first meeting was followed up)
+    origins: frozenset[str] = frozenset()
 
     @property
     def first_met(self) -> Meeting | None:
@@ -185,6 +194,7 @@ def merge_contacts(records: Iterable[ContactRecord]) -> list[Person]:
                 in_address_book=True,
                 birthday=_first(r.birthday for r in members),  # type: ignore[arg-type]
                 anniversary=_first(r.anniversary for r in members),  # type: ignore[arg-type]
+                refs=sorted({r.ref for r in members if r.ref}),
             )
         )
     return people
@@ -253,6 +263,22 @@ def infer(
     now: dt.datetime,
     until: dt.datetime | None = None,
 ) -> list[Person]:
+    """Everyone known and their counted meetings (SPEC §4), keyed by natural keys.
+
+    ``derive`` with no remembered identity; see there.
+    """
+    return derive(occurrences, contacts, me, settings, now, until)[0]
+
+
+def derive(
+    occurrences: Iterable[Occurrence],
+    contacts: Iterable[ContactRecord],
+    me: Iterable[str],
+    settings: Settings,
+    now: dt.datetime,
+    until: dt.datetime | None = None,
+    identity: Identity | None = None,
+) -> tuple[list[Person], Identity | None]:
     """Everyone known and their counted meetings (SPEC §4).
 
     Args:
@@ -262,14 +288,29 @@ def infer(
         settings: the ``[inference]`` table.
         now: meetings that started at or before ``now`` count; later ones are upcoming.
         until: upcoming meetings after this are ignored (the horizon).
+        identity: who was who in earlier passes (``syncd.identity``); with it, people
+            keep their ids while their records change, and addresses a record no
+            longer lists still count for its person.
 
     Returns:
-        People sorted by name then key: address-book people, and with
-        ``track_unknown`` attendees with at least one counted meeting.
+        People sorted by name then key (address-book people, and with
+        ``track_unknown`` attendees with at least one counted meeting), and the
+        identity to remember (None when none was given).
     """
     me_set = frozenset(e.lower() for e in me)
     people = merge_contacts(contacts)
     by_email = {e: p for p in people for e in p.emails}
+    assigner = Assigner(identity) if identity is not None else None
+    if assigner is not None:
+        claims = [Claim(tuple(p.refs), tuple(p.emails), p.key) for p in people]
+        ids = [assigner.by_records(c) for c in claims]
+        for p, c, pid in zip(people, claims, ids, strict=True):
+            p.key = pid or assigner.by_emails(c)
+        for p, c in zip(people, claims, strict=True):
+            p.origins = assigner.origins(c, p.key)
+        by_key = {p.key: p for p in people}
+        for email, pid in assigner.historical(set(by_email)).items():
+            by_email[email] = by_key[pid]
     titles = _Titles(people) if settings.match_titles else None
     unknown: dict[str, Person] = {}
     unknown_cn: dict[str, tuple[dt.datetime, str]] = {}
@@ -303,8 +344,17 @@ def infer(
             (person.meetings if started else person.upcoming).append(meeting)
     for email, (_, cn) in unknown_cn.items():
         unknown[email].name = cn
-    listed = people + [p for p in unknown.values() if p.meetings]
+    met = [unknown[e] for e in sorted(unknown) if unknown[e].meetings]
+    remembered = None
+    if assigner is not None:
+        for p in met:
+            p.key = assigner.by_emails(Claim((), (p.emails[0],), p.key))
+        remembered = assigner.finish()
+        groups = remembered.groups()
+        for p in people + met:
+            p.aliases = frozenset(groups.get(p.key, ())) | {p.key}
+    listed = people + met
     for p in listed:
         p.meetings.sort(key=lambda m: (m.start, m.uid))
         p.upcoming.sort(key=lambda m: (m.start, m.uid))
-    return sorted(listed, key=lambda p: (p.name.casefold(), p.key))
+    return sorted(listed, key=lambda p: (p.name.casefold(), p.key)), remembered

@@ -33,8 +33,9 @@ from typing import Any
 
 from syncd import paths
 from syncd.errors import SyncdError
+from syncd.identity import Identity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -98,6 +99,29 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started TEXT NOT NULL,
     finished TEXT, summary TEXT
 );
+"""
+
+# Schema 2: people have stable ids (``syncd.identity``). ``persons`` lists every id in
+# creation order (the older absorbs the newer on a merge) and what it merged into;
+# ``person_links`` remembers which person each record and address last belonged to;
+# ``interactions`` are the counted meetings of each person (SPEC §8).
+_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS persons (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, merged_into TEXT
+);
+CREATE TABLE IF NOT EXISTS person_links (
+    link TEXT PRIMARY KEY,            -- 'email:<address>' or 'record:<ref>'
+    person TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS person_links_person ON person_links(person);
+CREATE TABLE IF NOT EXISTS interactions (
+    person TEXT NOT NULL, uid TEXT NOT NULL, recurrence_id TEXT NOT NULL,
+    start TEXT NOT NULL, end TEXT, summary TEXT NOT NULL,
+    account TEXT NOT NULL, calendar TEXT NOT NULL,
+    others INTEGER NOT NULL, organised INTEGER NOT NULL,
+    PRIMARY KEY (person, uid, recurrence_id)
+);
+CREATE INDEX IF NOT EXISTS interactions_person_start ON interactions(person, start);
 """
 
 
@@ -225,13 +249,38 @@ class Ledger:
             return
         with self.transaction():
             # executescript() would commit on its own; one statement at a time keeps
-            # the whole migration in this transaction.
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    self.conn.execute(stmt)
+            # the whole migration in this transaction: a crash leaves the old version.
+            if version < 1:
+                self._run(_SCHEMA)
+            if version < 2:
+                self._run(_SCHEMA_2)
+                if version == 1:
+                    self._ids_from_v1()
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+
+    def _run(self, script: str) -> None:
+        for stmt in script.split(";"):
+            if stmt.strip():
+                self.conn.execute(stmt)
+
+    def _ids_from_v1(self) -> None:
+        """Schema 1 keyed people by their first address: those keys become their ids.
+
+        Follow-ups name their person by that key, so every decided follow-up keeps its
+        owner (and its UID), and the last snapshot says which addresses were whose.
+        """
+        ids: dict[str, None] = {}
+        for (person,) in self.conn.execute("SELECT person FROM followups ORDER BY rowid"):
+            ids.setdefault(person, None)
+        links: dict[str, str] = {}
+        for key, data in self.conn.execute("SELECT key, data FROM people ORDER BY key"):
+            ids.setdefault(key, None)
+            for email in json.loads(data).get("emails", []):
+                links.setdefault(f"email:{email}", key)
+        self.conn.executemany("INSERT INTO persons(id, seq) VALUES (?, ?)", [(p, i) for i, p in enumerate(ids)])
+        self.conn.executemany("INSERT INTO person_links VALUES (?, ?)", links.items())
 
     def close(self) -> None:
         """Close the connection."""
@@ -485,6 +534,33 @@ class Ledger:
     def set_followup_state(self, uid: str, state: str, closed_at: dt.datetime | None = None) -> None:
         """Move a follow-up to ``state`` (inside a transaction)."""
         self.conn.execute("UPDATE followups SET state=?, closed_at=? WHERE uid=?", (state, iso(closed_at), uid))
+
+    # -- identity --------------------------------------------------------------
+    def identity(self) -> Identity:
+        """Who was who (``syncd.identity``)."""
+        ids, merged = [], {}
+        for pid, into in self.conn.execute("SELECT id, merged_into FROM persons ORDER BY seq"):
+            ids.append(pid)
+            if into is not None:
+                merged[pid] = into
+        links = dict(self.conn.execute("SELECT link, person FROM person_links").fetchall())
+        return Identity(links, merged, ids)
+
+    def put_identity(self, new: Identity, old: Identity) -> None:
+        """Store what changed from ``old`` to ``new`` (inside a transaction)."""
+        known = set(old.ids)
+        self.conn.executemany(
+            "INSERT INTO persons(id, seq) VALUES (?, (SELECT coalesce(max(seq), -1) + 1 FROM persons))",
+            [(p,) for p in new.ids if p not in known],
+        )
+        self.conn.executemany(
+            "UPDATE persons SET merged_into=? WHERE id=?",
+            [(new.merged.get(p), p) for p in set(new.merged) | set(old.merged) if new.merged.get(p) != old.merged.get(p)],
+        )
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO person_links VALUES (?, ?)",
+            [(k, v) for k, v in new.links.items() if old.links.get(k) != v],
+        )
 
     # -- people snapshot and runs --------------------------------------------
     def replace_people(self, people: dict[str, str]) -> None:

@@ -95,6 +95,10 @@ def cadence(person: Person, cadences: dict[str, dt.timedelta]) -> tuple[str, dt.
 
 
 def _mine(person: Person, rows: Iterable[FollowupRow]) -> list[FollowupRow]:
+    if person.aliases:
+        # Stable ids (SPEC §4): a follow-up belongs to whoever its person id stands for
+        # now, whatever addresses the person has today.
+        return [r for r in rows if r.person in person.aliases]
     emails = set(person.emails)
     return [r for r in rows if r.person == person.key or emails.intersection(r.emails)]
 
@@ -139,12 +143,15 @@ def next_anniversary(date: PartialDate, today: dt.date) -> dt.date:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _first_meeting(person: Person, rows: list[FollowupRow], s: RuleSettings, now: dt.datetime) -> Want | None:
+def _first_meeting(person: Person, rows: list[FollowupRow], history: Sequence[FollowupRow], s: RuleSettings,
+                   now: dt.datetime) -> Want | None:
     first = person.first_met
     if not s.first_meeting or first is None or now - first.start > s.lookback:
         return None
     if any(r.rule == FIRST_MEETING for r in rows):
         return None
+    if person.origins and any(r.rule == FIRST_MEETING and r.person in person.origins for r in history):
+        return None  # split off from someone already followed up
     when = first.start.astimezone(s.zone) + s.due_after
     reason = f"first met {show(local_date(first.start, s.zone))}" + (f" ({first.summary})" if first.summary else "")
     return Want(FIRST_MEETING, person.key, person.name, tuple(person.emails), "once", when.date(),
@@ -223,7 +230,7 @@ def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettin
         rows = _mine(person, history)
         for r in rows:
             owner.setdefault(r.uid, person)
-        first = _first_meeting(person, rows, s, now)
+        first = _first_meeting(person, rows, history, s, now)
         if first:
             result.new.append(first)
         catch = _catch_up(person, rows, s, today)

@@ -68,6 +68,7 @@ def record(card: vobject.base.Component, order: tuple[int, ...]) -> ContactRecor
     groups = tuple(sorted({g for v in _values(card, "categories") for g in (x.strip() for x in v.split(",")) if g}))
     bday = _values(card, "bday")
     anniv = _values(card, "anniversary") or _values(card, "x-anniversary")
+    uid = _values(card, "uid")
     return ContactRecord(
         name=_name(card),
         emails=emails,
@@ -76,6 +77,7 @@ def record(card: vobject.base.Component, order: tuple[int, ...]) -> ContactRecor
         birthday=partial_date(bday[0]) if bday else None,
         anniversary=partial_date(anniv[0]) if anniv else None,
         order=order,
+        ref=f"uid:{uid[0]}" if uid else "",
     )
 
 

@@ -47,9 +47,11 @@ def event(uid: str, start: str, summary: str = "Meeting", attendees: list[str] |
 
 
 def vcard(name: str, *emails: str, groups: str | None = None, bday: str | None = None,
-          anniversary: str | None = None, nickname: str | None = None) -> str:
+          anniversary: str | None = None, nickname: str | None = None, uid: str | None = None) -> str:
     """A vCard 3.0 (4.0 when an anniversary is given)."""
     lines = ["BEGIN:VCARD", f"VERSION:{'4.0' if anniversary else '3.0'}", f"FN:{name}"]
+    if uid:
+        lines.append(f"UID:{uid}")
     lines += [f"EMAIL:{e}" for e in emails]
     if groups:
         lines.append(f"CATEGORIES:{groups}")
