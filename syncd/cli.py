@@ -17,7 +17,7 @@ from rich.table import Table
 
 from syncd import clock, config, errors, rules
 from syncd import log as logsetup
-from syncd.errors import EX_FAILED, EX_OK, EX_TEMPFAIL, EX_USAGE, SyncdError
+from syncd.errors import EX_FAILED, EX_OK, EX_USAGE, SyncdError
 from syncd.ledger import Ledger, iso
 
 log = logging.getLogger(__name__)
@@ -151,11 +151,7 @@ def _pass(args: argparse.Namespace, backfill: bool) -> int:
             stop()
             engine.close()
         _report(cfg, engine.ledger, result, dry_run)
-    failed = [a for a in result.accounts if not a.ok]
-    # 75 tells a timer to retry: only when nothing could be reached and a retry may help.
-    if failed and len(failed) == len(result.accounts) and all(a.temporary for a in failed):
-        return EX_TEMPFAIL
-    return EX_FAILED if failed or result.reconcile.error else EX_OK
+    return result.exit_code
 
 
 _SHOWN = 20  # overdue people listed after a pass; `people --overdue` has them all
@@ -166,8 +162,10 @@ def _report(cfg: config.Config, ledger: Ledger, result: Any, dry_run: bool) -> N
     verb = "would write" if dry_run else "written"
     rec = result.reconcile
     for acc in result.accounts:
-        state = "ok" if acc.ok else f"FAILED: {acc.error}"
-        out.print(f"{acc.account}: {acc.changed} changes, {state}")
+        if acc.exc is None:
+            out.print(f"{acc.account}: {acc.changed} changes, ok")
+        else:
+            out.print(f"{acc.account}: {acc.changed} changes, FAILED: {errors.message(acc.exc)}")
     out.print(f"Follow-ups {verb}: {len(rec.written)}")
     for line in rec.written:
         out.print(f"  + {line}")

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import CONTACTS, EVENTS, Collection, Connector, RawObject, TaskSpec
-from syncd import clock, infer, plugins, rules
+from syncd import clock, errors, infer, plugins, rules
 from syncd.config import Config
 from syncd.context import AccountContext
-from syncd.errors import AuthError, ParseError, SyncdError
+from syncd.errors import ParseError, SyncdError
 from syncd.infer import ContactRecord, Occurrence, PartialDate, Party, Person
 from syncd.ledger import FollowupRow, Ledger, iso
 
@@ -41,14 +41,22 @@ Progress = Callable[[str, str, int], None]  # account, collection name, objects 
 
 @dataclass
 class AccountResult:
-    """The outcome of syncing one account."""
+    """The outcome of syncing one account; a failure keeps its exception (and type)."""
 
     account: str
-    ok: bool
-    error: str | None = None
+    exc: BaseException | None = None
     changed: int = 0
     skipped: int = 0
-    temporary: bool = True  # a failure a retry may fix (not refused credentials)
+
+    @property
+    def ok(self) -> bool:
+        """True when the account synced."""
+        return self.exc is None
+
+    @property
+    def error(self) -> str | None:
+        """The failure as the user reads it (the account named once)."""
+        return None if self.exc is None else errors.message(self.exc, self.account)
 
 
 @dataclass
@@ -60,7 +68,13 @@ class ReconcileResult:
     resolved: list[str] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
     dismissed: list[str] = field(default_factory=list)
-    error: str | None = None
+    exc: BaseException | None = None
+    account: str | None = None  # the sink's
+
+    @property
+    def error(self) -> str | None:
+        """The write-back failure as the user reads it."""
+        return None if self.exc is None else errors.message(self.exc, self.account)
 
     @property
     def summary(self) -> str:
@@ -80,7 +94,15 @@ class PassResult:
     @property
     def ok(self) -> bool:
         """True when every account and the write-back succeeded."""
-        return all(a.ok for a in self.accounts) and self.reconcile.error is None
+        return all(a.ok for a in self.accounts) and self.reconcile.exc is None
+
+    @property
+    def exit_code(self) -> int:
+        """SPEC §2's exit code for this pass."""
+        failures = [a.exc for a in self.accounts if a.exc is not None]
+        if self.reconcile.exc is not None:
+            failures.append(self.reconcile.exc)
+        return errors.pass_exit_code(failures, sum(1 for a in self.accounts if a.ok))
 
 
 @dataclass
@@ -101,10 +123,10 @@ def _captured(result: ReconcileResult, what: str) -> Iterator[None]:
     try:
         yield
     except SyncdError as exc:
-        result.error = str(exc)
+        result.exc = exc
     except Exception as exc:  # a connector bug must not end the pass without a record
         log.debug("%s failed", what, exc_info=True)
-        result.error = f"{type(exc).__name__}: {exc}"
+        result.exc = exc
 
 
 def _copy_to_memory(ledger: Ledger) -> Ledger:
@@ -177,7 +199,7 @@ class Engine:
     def sync_account(self, name: str, since: dt.datetime | None = None) -> AccountResult:
         """Bring the ledger up to date with one account; failures are recorded, not raised."""
         acc = self.config.account(name)
-        result = AccountResult(account=name, ok=True)
+        result = AccountResult(account=name)
         try:
             conn, ctx = self.connector(name)
             start, end = self.window(since)
@@ -194,13 +216,12 @@ class Engine:
                     self._bump()
                 self._save_state(name, ctx)
         except SyncdError as exc:
-            result.ok, result.error = False, str(exc)
-            result.temporary = not isinstance(exc, AuthError)
+            result.exc = exc
         except Exception as exc:  # a connector bug must not take the other accounts down
             log.debug("account %s failed", name, exc_info=True)
-            result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
+            result.exc = exc
         if result.error:
-            log.error("account %s: %s", name, result.error)
+            log.error("%s", result.error)
         self.ledger.record_result(name, acc.type, self.now(), result.error)
         return result
 
@@ -379,7 +400,7 @@ class Engine:
     def reconcile(self) -> ReconcileResult:
         """Inference, rules and write-back to the ``write_to`` account."""
         self.refresh_window()
-        result = ReconcileResult()
+        result = ReconcileResult(account=self.config.write_to)
         now = self.now()
         sink_name = self.config.write_to
         sink: Connector | None = None
@@ -412,7 +433,7 @@ class Engine:
     def _finish(self, people: list[Person], result: ReconcileResult, sink_name: str | None,
                 now: dt.datetime) -> None:
         if result.error and sink_name is not None:
-            log.error("account %s: write-back failed: %s", sink_name, result.error)
+            log.error("write-back failed: %s", result.error)
             self.ledger.record_result(sink_name, self.config.account(sink_name).type, self.now(), result.error)
         self._snapshot(people)
         if result.error is None:

@@ -6,6 +6,8 @@ without a traceback and exits with its ``exit_code`` (sysexits, SPEC §2).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EX_OK = 0
 EX_FAILED = 1
 EX_USAGE = 2
@@ -81,3 +83,37 @@ class ParseError(SyncdError):
 
 class PreconditionFailed(AccountError):
     """A conditional write lost a race (HTTP 412, a file that appeared)."""
+
+
+def message(exc: BaseException, account: str | None = None) -> str:
+    """What a user reads about ``exc``: the account named once, no traceback."""
+    text = str(exc) if isinstance(exc, SyncdError) else f"{type(exc).__name__}: {exc}"
+    if account is not None and f"account {account!r}" not in text:
+        text = f"account {account!r}: {text}"
+    return text
+
+
+def retry_may_help(exc: BaseException) -> bool:
+    """Whether the same attempt later may succeed (server down, keyring locked)."""
+    return isinstance(exc, (TransientError, TempFailError)) or (
+        isinstance(exc, SyncdError) and not isinstance(exc, (AuthError, UnavailableError, ConfigError))
+        and not isinstance(exc, ParseError)
+    )
+
+
+def pass_exit_code(failures: Sequence[BaseException], succeeded: int) -> int:
+    """SPEC §2's exit code of a pass: ``failures`` of accounts and write-back, and how many
+    accounts succeeded.
+
+    0 all fine; 69 nothing worked because a component is missing (no keyring backend, a
+    connector that cannot load); 75 nothing worked and a retry may help; 1 otherwise
+    (some account failed while others worked, or a retry cannot fix it).
+    """
+    if not failures:
+        return EX_OK
+    if succeeded == 0:
+        if any(isinstance(e, UnavailableError) for e in failures):
+            return EX_UNAVAILABLE
+        if all(retry_may_help(e) for e in failures):
+            return EX_TEMPFAIL
+    return EX_FAILED
