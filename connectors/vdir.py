@@ -148,7 +148,10 @@ class VdirConnector(Connector):
         return self.task_dir
 
     def list_tasks(self) -> dict[str, RemoteTask]:
-        """Tasks in the folder that syncd wrote; only changed files are read."""
+        """Tasks in the folder that syncd wrote; only changed files are read (a read:
+        a missing folder holds no tasks and is not created here)."""
+        if self.task_dir is not None and not self.task_dir.exists():
+            return {}
         folder = self._tasks()
         for leftover in folder.glob(f"{_TMP}*.tmp"):
             leftover.unlink(missing_ok=True)  # a write interrupted by a crash

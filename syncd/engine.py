@@ -129,6 +129,30 @@ def _captured(result: ReconcileResult, what: str) -> Iterator[None]:
         result.exc = exc
 
 
+class _DryRunSink:
+    """What a dry run hands the write-back: the sink's reads, and writes that go nowhere.
+
+    So a dry run cannot write by construction, whatever a connector does; connectors'
+    reads (``list_tasks``) create nothing (see ``connectors.base``).
+    """
+
+    def __init__(self, real: Connector) -> None:
+        self._real = real
+
+    def list_tasks(self) -> dict[str, Any]:
+        return self._real.list_tasks()
+
+    def put_task(self, task: TaskSpec) -> None:
+        """Written nowhere."""
+
+    def cancel_task(self, uid: str) -> None:
+        """Cancelled nowhere."""
+
+
+def _nowhere(account: str, secret: str) -> None:
+    """A dry run keeps a refreshed token to itself."""
+
+
 def _copy_to_memory(ledger: Ledger) -> Ledger:
     mem = sqlite3.connect(":memory:", isolation_level=None)
     ledger.conn.backup(mem)
@@ -168,6 +192,8 @@ class Engine:
                 self.ledger.ensure_account(name, acc.type)
             ctx = AccountContext(account=name, timezone=self.config.timezone,
                                  state_dict=self.ledger.connector_state(name))
+            if self.dry_run:
+                ctx.put_secret = _nowhere
             self._connectors[name] = (cls(name, acc.options, ctx), ctx)
         return self._connectors[name]
 
@@ -403,10 +429,11 @@ class Engine:
         result = ReconcileResult(account=self.config.write_to)
         now = self.now()
         sink_name = self.config.write_to
-        sink: Connector | None = None
+        sink: Connector | _DryRunSink | None = None
         with _captured(result, "reading back tasks"):
             if sink_name is not None:
-                sink, ctx = self.connector(sink_name)
+                real, ctx = self.connector(sink_name)
+                sink = _DryRunSink(real) if self.dry_run else real
                 if self._read_back(sink, sink_name, result):
                     with self.ledger.transaction():
                         self._bump()
@@ -440,7 +467,7 @@ class Engine:
             with self.ledger.transaction():
                 self.ledger.set_meta("reconciled", "|".join(self._reconcile_key(now)))
 
-    def _read_back(self, sink: Connector, account: str, result: ReconcileResult) -> bool:
+    def _read_back(self, sink: Connector | _DryRunSink, account: str, result: ReconcileResult) -> bool:
         """Record what the user did to open tasks; True if anything changed."""
         rows = [r for r in self.ledger.followups(("open", "pending")) if r.account == account]
         if not rows:
@@ -463,7 +490,7 @@ class Engine:
                     changed = True
         return changed
 
-    def _write(self, sink: Connector, account: str, todo: rules.Plan, result: ReconcileResult) -> None:
+    def _write(self, sink: Connector | _DryRunSink, account: str, todo: rules.Plan, result: ReconcileResult) -> None:
         today = rules.local_date(self.now(), self.config.timezone)
         for want in todo.new:
             row = FollowupRow(
@@ -475,16 +502,14 @@ class Engine:
                 self.ledger.put_followup(row)
         by_uid = {r.uid: r for r in self.ledger.followups(("pending",)) if r.account == account}
         for row in by_uid.values():
-            if not self.dry_run:
-                sink.put_task(TaskSpec(row.uid, row.rule, row.key, row.summary, row.reason, row.due))
+            sink.put_task(TaskSpec(row.uid, row.rule, row.key, row.summary, row.reason, row.due))
             with self.ledger.transaction():
                 self.ledger.set_followup_state(row.uid, "open")
             result.written.append(f"{row.summary} (due {row.due.isoformat()})")
             log.info("wrote follow-up %r, due %s: %s", row.summary, row.due, row.reason)
         rows = {r.uid: r for r in self.ledger.followups(("open",))}
         for uid in todo.resolve:
-            if not self.dry_run:
-                sink.cancel_task(uid)
+            sink.cancel_task(uid)
             with self.ledger.transaction():
                 self.ledger.set_followup_state(uid, "resolved", self.now())
             result.resolved.append(rows[uid].summary if uid in rows else uid)

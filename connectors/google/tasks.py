@@ -84,6 +84,12 @@ class TaskSink:
 
     def tasklist_id(self) -> str:
         """The list's id: cached, else found by title, else created."""
+        found = self.find_tasklist(create=True)
+        assert found is not None
+        return found
+
+    def find_tasklist(self, create: bool) -> str | None:
+        """The list's id: cached, else found by title, else created if ``create``."""
         cached = self.ctx.state(TASKLIST)
         if cached and cached.get("title") == self.title:
             return str(cached["id"])
@@ -91,6 +97,8 @@ class TaskSink:
         for page in self.client.pages(self.api.tasklists().list, "task lists", maxResults=1000):
             found = found or next((t["id"] for t in page.get("items") or []
                                    if t.get("title") == self.title), None)
+        if found is None and not create:
+            return None
         if found is None:
             found = self.client.execute(self.api.tasklists().insert(body={"title": self.title}),
                                         "create task list")["id"]
@@ -140,7 +148,9 @@ class TaskSink:
     def list_tasks(self) -> dict[str, RemoteTask]:
         """Tasks syncd wrote that are still in the list (one request when nothing changed)."""
         started = self.clock()
-        self.tasklist_id()  # first: a new list resets the cache and the poll time
+        # first: a new list resets the cache and the poll time; a read creates nothing
+        if self.find_tasklist(create=False) is None:
+            return {}
         cache = self._merge(self._scan(self.ctx.state(POLLED)))
         self.ctx.set_state(POLLED, _rfc3339(started - SKEW))
         return {uid: RemoteTask(uid=uid, completed=v["completed"],

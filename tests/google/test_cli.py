@@ -328,3 +328,21 @@ def test_check_prints_the_calendars(world: GWorld) -> None:
     assert "work (google): ok" in out.stdout
     assert f"calendar 'Alice' ({ME})" in out.stdout and "contacts reachable (1 people)" in out.stdout
     assert "task list 'Follow-ups'" in out.stdout
+
+
+def test_dry_run_writes_nothing_anywhere(world: GWorld) -> None:
+    world.contact("Bob Stone", "bob@example.com")
+    world.meet("2026-04-16T10:00:00Z", "bob@example.com", summary="Lunch at Mesa")
+    out = world.run("--backfill", "--dry-run").stdout
+    assert "Catch up with Bob Stone" in out
+    writes = [r for r in world.emu.api_requests() if r.method not in ("GET",)]
+    assert writes == [] and world.emu.tasklist_by_title("Follow-ups") is None
+    assert not world.ledger.exists()
+    world.run("--backfill")
+    [task] = world.live_tasks()
+    world.emu.delete_task(task["id"])  # the user deletes it: a dry run says so, and keeps it to itself
+    before, seen = world.ledger_bytes(), len(world.emu.requests)
+    world.run("sync", "--dry-run", now="2026-06-16T10:00:00Z")
+    assert [r for r in world.emu.requests[seen:] if r.method != "GET" and not r.path.startswith("/oauth2/")] == []
+    assert world.ledger_bytes() == before
+    assert [t["state"] for t in world.tasks_json()] == ["open"]
