@@ -238,7 +238,7 @@ def test_person_text_and_json(world: World) -> None:
     bob = json.loads(world.run("person", "bob", "--json", now=NOW).stdout)
     assert bob["history"][0]["others"] == 3 and bob["strength"] == people["Bob Stone"]["strength"]
     assert [f["rule"] for f in bob["followups"]] == ["keep_in_touch"]
-    assert bob["followups"][0] == [t for t in world.tasks_json() if t["person"] == "Bob Stone"][0]
+    assert bob["followups"][0] == next(t for t in world.tasks_json() if t["person"] == "Bob Stone")
 
 
 def test_person_ambiguous_or_unknown_exits_2(world: World) -> None:
