@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -313,3 +314,16 @@ def test_bad_new_keys_name_file_key_value_and_exit_78(tmp_path: Path, snippet: s
     assert proc.returncode == 78, proc.stderr
     assert str(cfg) in proc.stderr and needle in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bundled_example_shows_a_learned_catch_up_and_a_milestone(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2] / "examples"
+    shutil.copytree(root, tmp_path / "examples", ignore=shutil.ignore_patterns("state"))
+    w = World(tmp_path / "w")
+    w.config = tmp_path / "examples" / "config.toml"
+    w.run("--backfill", now="2026-12-02T09:00:00Z")
+    tasks = w.tasks_json(now="2026-12-02T09:00:00Z")
+    learned = [t for t in tasks if t["rule"] == "keep_in_touch" and "you usually meet every" in str(t["reason"])]
+    assert [t["person"] for t in learned] == ["Mira Jensen"]
+    assert {t["person"] for t in tasks if t["rule"] == "milestone"} == {"Lena Vogel", "Mira Jensen"}
+    assert "Omar Said" in {t["person"] for t in tasks if t["rule"] == "anniversary"}
