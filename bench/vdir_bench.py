@@ -9,7 +9,11 @@ measures in one run:
 - (b) ``syncd --backfill`` as a subprocess: wall time and peak RSS;
 - (c) a no-change ``syncd sync``: the number of vdir files it opens (in-process, with an
   audit hook; must be 0) and its wall time against ``python -c pass``;
-- (d) ``syncd sync`` after 10 events were edited.
+- (d) ``syncd sync`` after 10 events were edited;
+- (e) (c) and (d) again with ``[rules.keep_in_touch] learn = false`` and ``learn = true``
+  (SPEC §8's figures are derived in both; ``learn`` adds learned cadences);
+- (f) ``syncd person`` for the busiest person (every 10th event has them: about 2,000
+  interactions at 20,000 events) against ``syncd people --json`` on the same ledger.
 
 Run: ``.venv/bin/python bench/vdir_bench.py [--events 20000] [--contacts 2000] [--dir D]``
 (``--events 2000`` for a quick run). Data goes to a temporary folder unless ``--dir``.
@@ -21,6 +25,7 @@ import argparse
 import contextlib
 import datetime as dt
 import io
+import json
 import os
 import random
 import resource
@@ -86,6 +91,9 @@ def _people(rng: random.Random, contacts: int, declined: bool) -> list[str]:
     return lines
 
 
+HUB = "ATTENDEE;CN=Person 0000;PARTSTAT=ACCEPTED:mailto:p0@example.com"
+
+
 def _event(i: int, rng: random.Random, contacts: int, summary: str = "") -> str:
     kind = rng.random()
     uid = f"ev{i:06d}@bench.example.org"
@@ -116,6 +124,8 @@ def _event(i: int, rng: random.Random, contacts: int, summary: str = "") -> str:
         end = start + dt.timedelta(hours=1)
         comps.append([*head, f"SUMMARY:{summary or 'Declined'} {i}", f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}",
                       f"DTEND;TZID=Europe/Berlin:{end:%Y%m%dT%H%M%S}", *_people(rng, contacts, True)])
+    if i % 10 == 0 and HUB not in comps[0]:  # the busiest person, for (f); draws nothing from rng
+        comps[0].append(HUB)
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//syncd bench//EN"]
     for c in comps:
         lines += ["BEGIN:VEVENT", *c, "END:VEVENT"]
@@ -207,6 +217,12 @@ def touch(files: list[Path], n: int, seed: int, contacts: int) -> None:
                         newline="")
 
 
+def set_learn(root: Path, on: bool) -> None:
+    """Rewrite the config with ``learn`` on or off."""
+    text = CONFIG.replace("daily_limit = 3\n", f"daily_limit = 3\nlearn = {'true' if on else 'false'}\n")
+    (root / "config.toml").write_text(text, encoding="utf-8")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20_000)
@@ -235,6 +251,17 @@ def main() -> int:
         nochange = median_of(3, [*syncd, "sync"], root)
         touch(files, 10, args.seed, args.contacts)
         after10 = timed([*syncd, "sync"], root)
+        learn = {}
+        for k, on in enumerate((False, True)):
+            set_learn(root, on)
+            timed([*syncd, "sync"], root)  # a changed config derives everything once
+            quiet = median_of(3, [*syncd, "sync"], root)
+            touch(files, 10, args.seed + 100 + k, args.contacts)
+            learn[on] = (quiet, timed([*syncd, "sync"], root))
+        people_json = median_of(3, [*syncd, "people", "--json"], root)
+        person_json = median_of(3, [*syncd, "person", "p0@example.com", "--json"], root)
+        hub = json.loads(subprocess.run([*syncd, "person", "p0@example.com", "--json"], cwd=root, env=_env(),
+                                        capture_output=True, text=True, check=True).stdout)["interactions"]
     finally:
         if not args.keep and not args.dir:
             shutil.rmtree(root, ignore_errors=True)
@@ -246,6 +273,13 @@ def main() -> int:
         ("(c) python -c pass", f"{startup:8.3f} s", ""),
         ("(c) no-change syncd sync", f"{nochange:8.3f} s", f"{nochange / startup:.1f}x startup"),
         ("(d) syncd sync after 10 edited events", f"{after10:8.3f} s", f"{after10 / nochange:.2f}x no-change"),
+        ("(e) no-change sync, learn = false", f"{learn[False][0]:8.3f} s", ""),
+        ("(e) no-change sync, learn = true", f"{learn[True][0]:8.3f} s", f"{learn[True][0] / learn[False][0]:.2f}x"),
+        ("(e) sync after 10 edits, learn = false", f"{learn[False][1]:8.3f} s", ""),
+        ("(e) sync after 10 edits, learn = true", f"{learn[True][1]:8.3f} s", f"{learn[True][1] / learn[False][1]:.2f}x"),
+        ("(f) syncd people --json", f"{people_json:8.3f} s", ""),
+        (f"(f) syncd person --json ({hub} interactions)", f"{person_json:8.3f} s",
+         f"{person_json / people_json:.2f}x people --json"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'value':>11}  ratio")
