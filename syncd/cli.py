@@ -213,7 +213,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     ledger = _reader(cfg)
-    people = [views.public(p) for p in ledger.people()] if ledger else []
+    people = ledger.people() if ledger else []
     if args.overdue:
         today = rules.local_date(clock.now(), cfg.timezone).isoformat()
         people = [p for p in people if p["due"] and p["due"] <= today]
@@ -236,19 +236,21 @@ def cmd_person(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     ledger = _reader(cfg)
-    found = views.find(ledger.people() if ledger else [], args.query)
-    if not found:
+    found = views.find([{**e, "key": k} for k, e in ledger.people_keys()] if ledger else [], args.query)
+    if ledger is None or not found:
         print(f"syncd: nobody matches {args.query!r}; see `syncd people`", file=sys.stderr)
         return EX_USAGE
     if len(found) > 1:
         print(f"syncd: {args.query!r} matches {len(found)} people; say which:\n{views.candidates(found)}",
               file=sys.stderr)
         return EX_USAGE
-    data = views.person_json(found[0], ledger.followups() if ledger else [])
+    key = found[0].pop("key")
+    story = ledger.story(key)
+    data = views.person_json(key, found[0], story, ledger.followups())
     if args.json:
         _emit_json(data)
         return EX_OK
-    views.render_person(Console(highlight=False, width=None if sys.stdout.isatty() else 120), data, found[0])
+    views.render_person(Console(highlight=False, width=None if sys.stdout.isatty() else 120), data, story)
     return EX_OK
 
 

@@ -371,7 +371,7 @@ class Engine:
                 with self.ledger.transaction():
                     self._save_state(sink_name, ctx)
         if result.error is None and self._unchanged_since_last(now):
-            result.people = len(self.ledger.people())
+            result.people = self.ledger.people_count()
             log.debug("nothing changed since the last pass; inference skipped")
             return result
         people = self.people()
@@ -454,9 +454,14 @@ class Engine:
         history = self.ledger.followups()
         today = rules.local_date(self.now(), self.config.timezone)
         s = self.rule_settings()
-        snap = {p.key: json.dumps(views.snapshot(p, history, s, today), sort_keys=True) for p in people}
+        shared: dict[int, Any] = {}  # meetings are shared objects: their JSON is built once
+        snap, stories = {}, {}
+        for p in people:
+            entry, story = views.snapshot(p, history, s, today, shared)
+            snap[p.key] = json.dumps(entry, sort_keys=True)
+            stories[p.key] = json.dumps(story, sort_keys=True)
         with self.ledger.transaction():
-            self.ledger.replace_people(snap)
+            self.ledger.replace_people(snap, stories)
 
     # -- whole pass --------------------------------------------------------------
     def run_pass(self, since: dt.datetime | None = None, accounts: Iterable[str] | None = None) -> PassResult:

@@ -1,12 +1,13 @@
 """What ``syncd people`` and ``syncd person`` show, built in one place (SPEC §2, §8).
 
-Public API: ``snapshot`` (one person's stored entry, written after each pass),
-``public`` (the ``people --json`` object of an entry), ``person_json`` (the ``person
---json`` object), ``task_json``, ``sort_people``, ``find`` and ``render_person``.
+Public API: ``snapshot`` (one person's stored entry and story, written after each
+pass), ``person_json`` (the ``person --json`` object), ``task_json``, ``sort_people``,
+``find``, ``candidates`` and ``render_person``.
 
-A stored entry is the ``people --json`` object plus one private key, ``story``: the
-person's history, upcoming meetings and the words that explain their cadence and
-strength, so ``syncd person`` reads one row of the ledger and recomputes nothing.
+An entry is the ``people --json`` object. A story is the person's history, upcoming
+meetings and the words that explain their cadence and strength; it is stored apart
+(``Ledger.replace_people``), so ``syncd people`` never reads stories and ``syncd
+person`` reads one row of each and recomputes nothing.
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ from syncd import relate, rules
 from syncd.infer import Meeting, Person
 from syncd.ledger import FollowupRow, iso
 
-STORY = "story"
-SORTS = ("name", "due", "strength", "last")
-
 
 def meeting_json(m: Meeting) -> dict[str, Any]:
     """One interaction as ``person --json`` shows it."""
@@ -34,13 +32,26 @@ def meeting_json(m: Meeting) -> dict[str, Any]:
             "account": m.account, "calendar": m.calendar, "others": m.others, "organised": m.organised}
 
 
-def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, today: dt.date) -> dict[str, Any]:
-    """The stored entry of one person: the ``people --json`` fields and their story."""
+def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, today: dt.date,
+             shared: dict[int, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored entry of one person (the ``people --json`` fields) and their story.
+
+    ``shared`` (by ``id`` of the meeting) lets the people of one pass share the JSON
+    of the meetings they have in common.
+    """
+    memo = shared if shared is not None else {}
+
+    def as_json(m: Meeting) -> dict[str, Any]:
+        found = memo.get(id(m))
+        if found is None:
+            found = memo[id(m)] = meeting_json(m)
+        return found
+
     found = rules.cadence_of(p, s, today)
     due = rules.due_date(p, history, s, today)
     gap = relate.usual_gap(relate.local_dates(p.meetings, s.zone), today)
     st = relate.strength(p.meetings, today, s.zone)
-    return {
+    entry = {
         "name": p.name,
         "emails": sorted(p.emails),
         "groups": sorted(p.groups),
@@ -54,14 +65,14 @@ def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, t
         "cadence_source": found.source if found else None,
         "usual_gap_days": gap,
         "strength": st.score,
-        STORY: {
-            "key": p.key,
-            "cadence": _cadence_words(p, found, s),
-            "strength": st.words,
-            "history": [meeting_json(m) for m in reversed(p.meetings)],
-            "upcoming": [meeting_json(m) for m in p.upcoming],
-        },
     }
+    story = {
+        "cadence": _cadence_words(p, found, s),
+        "strength": st.words,
+        "history": [as_json(m) for m in reversed(p.meetings)],
+        "upcoming": [as_json(m) for m in p.upcoming],
+    }
+    return entry, story
 
 
 def _cadence_words(p: Person, found: relate.Cadence | None, s: rules.RuleSettings) -> str:
@@ -78,11 +89,6 @@ def _cadence_words(p: Person, found: relate.Cadence | None, s: rules.RuleSetting
     return "none: no group cadence, and learning is off"
 
 
-def public(entry: dict[str, Any]) -> dict[str, Any]:
-    """The ``people --json`` object of a stored entry."""
-    return {k: v for k, v in entry.items() if k != STORY}
-
-
 def task_json(r: FollowupRow) -> dict[str, Any]:
     """One follow-up as ``tasks --json`` shows it."""
     return {"rule": r.rule, "person": r.name, "emails": sorted(r.emails), "due": r.due.isoformat(),
@@ -90,19 +96,18 @@ def task_json(r: FollowupRow) -> dict[str, Any]:
             "reason": r.reason}
 
 
-def followups_of(entry: dict[str, Any], rows: Iterable[FollowupRow]) -> list[FollowupRow]:
+def followups_of(key: str, entry: dict[str, Any], rows: Iterable[FollowupRow]) -> list[FollowupRow]:
     """Every follow-up decided for this person (by key or a shared address), newest due first."""
-    key = entry.get(STORY, {}).get("key")
     emails = set(entry["emails"])
     mine = [r for r in rows if r.person == key or emails.intersection(r.emails)]
     return sorted(mine, key=lambda r: (r.due, r.rule, r.uid), reverse=True)
 
 
-def person_json(entry: dict[str, Any], rows: Iterable[FollowupRow]) -> dict[str, Any]:
+def person_json(key: str, entry: dict[str, Any], story: dict[str, Any],
+                rows: Iterable[FollowupRow]) -> dict[str, Any]:
     """The ``person --json`` object: the people fields, history, upcoming, followups."""
-    story = entry.get(STORY, {})
-    return {**public(entry), "history": story.get("history", []), "upcoming": story.get("upcoming", []),
-            "followups": [task_json(r) for r in followups_of(entry, rows)]}
+    return {**entry, "history": story.get("history", []), "upcoming": story.get("upcoming", []),
+            "followups": [task_json(r) for r in followups_of(key, entry, rows)]}
 
 
 def sort_people(people: list[dict[str, Any]], by: str = "name") -> list[dict[str, Any]]:
@@ -152,9 +157,8 @@ def _meetings_table(title: str, items: list[dict[str, Any]]) -> Table:
     return table
 
 
-def render_person(console: Console, data: dict[str, Any], entry: dict[str, Any]) -> None:
+def render_person(console: Console, data: dict[str, Any], story: dict[str, Any]) -> None:
     """The readable layout of ``syncd person`` (``data`` is the ``person_json`` object)."""
-    story = entry.get(STORY, {})
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
