@@ -9,7 +9,14 @@ measures in one run:
 - (b) ``syncd --backfill`` as a subprocess: wall time and peak RSS;
 - (c) a no-change ``syncd sync``: the number of vdir files it opens (in-process, with an
   audit hook; must be 0) and its wall time against ``python -c pass``;
-- (d) ``syncd sync`` after 10 events were edited.
+- (d) ``syncd sync`` after 10 events were edited;
+- (e) (c) and (d) again with ``[rules.keep_in_touch] learn = false`` and ``learn = true``
+  (SPEC §8's figures are derived in both; ``learn`` adds learned cadences);
+- (f) ``syncd person`` for the busiest person (every 20th event has them: about 2,000
+  interactions at 20,000 events) against ``syncd people --json`` on the same ledger;
+- (g) with ``--baseline-src DIR`` (a checkout of an older syncd, e.g. ``git archive``
+  of the commit before SPEC §8): median no-change and 10-change passes of that code and
+  of this one, alternating, on the same data (what deriving §8's figures costs).
 
 Run: ``.venv/bin/python bench/vdir_bench.py [--events 20000] [--contacts 2000] [--dir D]``
 (``--events 2000`` for a quick run). Data goes to a temporary folder unless ``--dir``.
@@ -21,6 +28,7 @@ import argparse
 import contextlib
 import datetime as dt
 import io
+import json
 import os
 import random
 import resource
@@ -86,6 +94,9 @@ def _people(rng: random.Random, contacts: int, declined: bool) -> list[str]:
     return lines
 
 
+HUB = "ATTENDEE;CN=Person 0000;PARTSTAT=ACCEPTED:mailto:p0@example.com"
+
+
 def _event(i: int, rng: random.Random, contacts: int, summary: str = "") -> str:
     kind = rng.random()
     uid = f"ev{i:06d}@bench.example.org"
@@ -116,6 +127,8 @@ def _event(i: int, rng: random.Random, contacts: int, summary: str = "") -> str:
         end = start + dt.timedelta(hours=1)
         comps.append([*head, f"SUMMARY:{summary or 'Declined'} {i}", f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}",
                       f"DTEND;TZID=Europe/Berlin:{end:%Y%m%dT%H%M%S}", *_people(rng, contacts, True)])
+    if i % 20 == 0 and HUB not in comps[0]:  # the busiest person, for (f); draws nothing from rng
+        comps[0].append(HUB)
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//syncd bench//EN"]
     for c in comps:
         lines += ["BEGIN:VEVENT", *c, "END:VEVENT"]
@@ -151,17 +164,17 @@ def baseline(files: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "SYNCD_NOW": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+def _env(pythonpath: str | None = None) -> dict[str, str]:
+    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {}), "SYNCD_NOW": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
     env.pop("JOURNAL_STREAM", None)
     return env
 
 
-def timed(cmd: list[str], cwd: Path) -> float:
+def timed(cmd: list[str], cwd: Path, pythonpath: str | None = None) -> float:
     """Wall seconds of a subprocess that must succeed."""
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(cmd, cwd=cwd, env=_env(pythonpath), capture_output=True, text=True, timeout=3600)
     took = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -207,6 +220,27 @@ def touch(files: list[Path], n: int, seed: int, contacts: int) -> None:
                         newline="")
 
 
+def against_baseline(root: Path, syncd: list[str], src: Path, files: list[Path], seed: int,
+                     contacts: int) -> dict[str, tuple[float, float]]:
+    """(g): median no-change and 10-change pass times of the code at ``src`` and of this
+    one, alternating so that both see the same machine load."""
+    (root / "config.toml").write_text(CONFIG, encoding="utf-8")  # keys both versions know
+    times: dict[str, tuple[list[float], list[float]]] = {"baseline": ([], []), "this": ([], [])}
+    for k in range(3):
+        for who, path in (("baseline", str(src)), ("this", None)):
+            timed([*syncd, "sync"], root, path)  # the other version's snapshot: derive once
+            times[who][0].append(timed([*syncd, "sync"], root, path))
+            touch(files, 10, seed + 1000 + 2 * k + (who == "this"), contacts)
+            times[who][1].append(timed([*syncd, "sync"], root, path))
+    return {who: (statistics.median(a), statistics.median(b)) for who, (a, b) in times.items()}
+
+
+def set_learn(root: Path, on: bool) -> None:
+    """Rewrite the config with ``learn`` on or off."""
+    text = CONFIG.replace("daily_limit = 3\n", f"daily_limit = 3\nlearn = {'true' if on else 'false'}\n")
+    (root / "config.toml").write_text(text, encoding="utf-8")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20_000)
@@ -214,6 +248,7 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, help="where to generate (default: a temporary folder)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the generated folder")
+    ap.add_argument("--baseline-src", type=Path, help="(g): a checkout of an older syncd to compare with")
     args = ap.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="syncd-vdir-bench-"))
     if args.dir and root.exists():
@@ -235,6 +270,19 @@ def main() -> int:
         nochange = median_of(3, [*syncd, "sync"], root)
         touch(files, 10, args.seed, args.contacts)
         after10 = timed([*syncd, "sync"], root)
+        learn = {}
+        for k, on in enumerate((False, True)):
+            set_learn(root, on)
+            timed([*syncd, "sync"], root)  # a changed config derives everything once
+            quiet = median_of(3, [*syncd, "sync"], root)
+            touch(files, 10, args.seed + 100 + k, args.contacts)
+            learn[on] = (quiet, timed([*syncd, "sync"], root))
+        people_json = median_of(3, [*syncd, "people", "--json"], root)
+        person_json = median_of(3, [*syncd, "person", "p0@example.com", "--json"], root)
+        hub = json.loads(subprocess.run([*syncd, "person", "p0@example.com", "--json"], cwd=root, env=_env(),
+                                        capture_output=True, text=True, check=True).stdout)["interactions"]
+        base_vs = (against_baseline(root, syncd, args.baseline_src.resolve(), files, args.seed, args.contacts)
+                   if args.baseline_src else None)
     finally:
         if not args.keep and not args.dir:
             shutil.rmtree(root, ignore_errors=True)
@@ -246,7 +294,22 @@ def main() -> int:
         ("(c) python -c pass", f"{startup:8.3f} s", ""),
         ("(c) no-change syncd sync", f"{nochange:8.3f} s", f"{nochange / startup:.1f}x startup"),
         ("(d) syncd sync after 10 edited events", f"{after10:8.3f} s", f"{after10 / nochange:.2f}x no-change"),
+        ("(e) no-change sync, learn = false", f"{learn[False][0]:8.3f} s", ""),
+        ("(e) no-change sync, learn = true", f"{learn[True][0]:8.3f} s", f"{learn[True][0] / learn[False][0]:.2f}x"),
+        ("(e) sync after 10 edits, learn = false", f"{learn[False][1]:8.3f} s", ""),
+        ("(e) sync after 10 edits, learn = true", f"{learn[True][1]:8.3f} s", f"{learn[True][1] / learn[False][1]:.2f}x"),
+        ("(f) syncd people --json", f"{people_json:8.3f} s", ""),
+        (f"(f) syncd person --json ({hub} interactions)", f"{person_json:8.3f} s",
+         f"{person_json / people_json:.2f}x people --json"),
     ]
+    if base_vs:
+        (b0, b10), (t0_, t10) = base_vs["baseline"], base_vs["this"]
+        rows += [
+            ("(g) no-change sync, baseline code", f"{b0:8.3f} s", ""),
+            ("(g) no-change sync, this code", f"{t0_:8.3f} s", f"{t0_ / b0:.2f}x baseline"),
+            ("(g) sync after 10 edits, baseline code", f"{b10:8.3f} s", ""),
+            ("(g) sync after 10 edits, this code", f"{t10:8.3f} s", f"{t10 / b10:.2f}x baseline"),
+        ]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'value':>11}  ratio")
     for name, value, ratio in rows:

@@ -56,6 +56,40 @@ PEOPLE = [
 ]
 COLLEAGUES = [f"colleague{i}@work.example" for i in range(14)]
 
+# Contacts as other address books write them: labelled dates become milestones (SPEC §5).
+APPLE_LENA = """BEGIN:VCARD
+VERSION:3.0
+PRODID:-//Apple Inc.//macOS 14.5//EN
+N:Vogel;Lena;;;
+FN:Lena Vogel
+EMAIL;type=INTERNET;type=WORK;type=pref:lena.vogel@example.de
+item1.X-ABDATE;type=pref:2018-12-04
+item1.X-ABLabel:work anniversary
+item2.X-ABDATE:2023-05-02
+item2.X-ABLabel:_$!<Other>!$_
+END:VCARD
+"""
+EVOLUTION_OMAR = """BEGIN:VCARD
+VERSION:3.0
+UID:pas-id-6751A2B3000002
+FN:Omar Said
+N:Said;Omar;;;
+EMAIL;TYPE=HOME:omar.said@example.com
+X-EVOLUTION-FILE-AS:Said\\, Omar
+X-EVOLUTION-ANNIVERSARY:2012-12-07
+END:VCARD
+"""
+# Google Contacts' vCard export writes custom event types as Apple-style labelled dates.
+GOOGLE_MIRA = """BEGIN:VCARD
+VERSION:3.0
+FN:Mira Jensen
+N:Jensen;Mira;;;
+EMAIL;TYPE=INTERNET;TYPE=HOME:mira.jensen@example.dk
+item1.X-ABDATE:--12-06
+item1.X-ABLabel:name day
+END:VCARD
+"""
+
 
 def vcard(name: str, email: str, groups: str | None, bday: str | None) -> str:
     family, given = name.split()[-1], " ".join(name.split()[:-1])
@@ -92,6 +126,8 @@ def main() -> None:
     book.mkdir(parents=True)
     for name, email, groups, bday in PEOPLE:
         (book / f"{email.split('@')[0]}.vcf").write_text(vcard(name, email, groups, bday), newline="")
+    for file, text in (("lena.vogel", APPLE_LENA), ("omar.said", EVOLUTION_OMAR), ("mira.jensen", GOOGLE_MIRA)):
+        (book / f"{file}.vcf").write_text(text.replace("\n", "\r\n"), newline="")
     personal = ROOT / "calendars" / "personal"
     work = ROOT / "calendars" / "work"
     personal.mkdir(parents=True)
@@ -128,10 +164,16 @@ def main() -> None:
     (work / "intro.ics").write_text(event("intro@example", dt.datetime(2026, 11, 30, 11, 0), 45, "Intro: Priya & Alex",
                                           [("priya.nair@startup.example", "ACCEPTED")]).replace(
         "ATTENDEE;PARTSTAT=ACCEPTED:mailto:priya", "ATTENDEE;CN=Priya Nair;PARTSTAT=ACCEPTED:mailto:priya"), newline="")
+    # Climbing with Mira (in no group) every week or two until May: syncd learns the
+    # usual gap and writes a catch-up when she has been quiet for twice as long.
+    for i, days_ago in enumerate([250, 241, 234, 222, 213, 206, 197]):
+        start = dt.datetime.combine(TODAY - dt.timedelta(days=days_ago), dt.time(18, 30))
+        (personal / f"climb{i}.ics").write_text(event(f"climb{i}@example", start, 120, "Climbing",
+                                                      [("mira.jensen@example.dk", "ACCEPTED")]), newline="")
     # A dinner already planned with Quinn: no catch-up task for Quinn.
     (personal / "planned.ics").write_text(event("planned@example", dt.datetime(2026, 12, 12, 19, 0), 120, "Dinner",
                                                [("quinn@taylor.example", "ACCEPTED")]), newline="")
-    print(f"wrote {len(PEOPLE)} contacts and {n + 7} calendar objects under {ROOT}")
+    print(f"wrote {len(PEOPLE) + 3} contacts and {n + 15} calendar objects under {ROOT}")
 
 
 if __name__ == "__main__":

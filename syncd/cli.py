@@ -55,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
     pe = sub.add_parser("people", help="everyone known, with their history")
     pe.add_argument("--json", action="store_true")
     pe.add_argument("--overdue", action="store_true", help="only those due today or earlier")
+    pe.add_argument("--sort", choices=("name", "due", "strength", "last"), default="name",
+                    help="name; due (soonest first); strength (strongest first); last (most recently met first)")
+    pn = sub.add_parser("person", help="one person in full: history, cadence, strength, follow-ups")
+    pn.add_argument("query", metavar="QUERY", help="an email (exact) or part of a name (any case)")
+    pn.add_argument("--json", action="store_true")
     t = sub.add_parser("tasks", help="follow-ups syncd wrote")
     t.add_argument("--json", action="store_true")
     t.add_argument("--all", action="store_true", help="also done, dismissed and resolved ones")
@@ -202,21 +207,48 @@ def _emit_json(value: Any) -> None:
 
 def cmd_people(args: argparse.Namespace) -> int:
     """``syncd people``."""
+    from syncd import views
+
     cfg = config.load(args.config)
     ledger = _reader(cfg)
     people = ledger.people() if ledger else []
     if args.overdue:
         today = rules.local_date(clock.now(), cfg.timezone).isoformat()
         people = [p for p in people if p["due"] and p["due"] <= today]
-    people.sort(key=lambda p: (p["name"].casefold(), p["emails"]))
+    people = views.sort_people(people, args.sort)
     if args.json:
         _emit_json(people)
         return EX_OK
-    table = Table("name", "emails", "groups", "met", "last met", "next", "due", box=None)
+    table = Table("name", "emails", "groups", "met", "last met", "next", "due", "strength", box=None)
     for p in people:
         table.add_row(p["name"], ", ".join(p["emails"]), ", ".join(p["groups"]), str(p["interactions"]),
-                      (p["last_met"] or "")[:10], (p["next_meeting"] or "")[:10], p["due"] or "")
+                      (p["last_met"] or "")[:10], (p["next_meeting"] or "")[:10], p["due"] or "",
+                      str(p.get("strength", "")))
     Console(soft_wrap=True).print(table if people else "nobody yet; run `syncd --backfill`")
+    return EX_OK
+
+
+def cmd_person(args: argparse.Namespace) -> int:
+    """``syncd person QUERY``: exit 2 when QUERY matches nobody or several people."""
+    from syncd import views
+
+    cfg = config.load(args.config)
+    ledger = _reader(cfg)
+    found = views.find([{**e, "key": k} for k, e in ledger.people_keys()] if ledger else [], args.query)
+    if ledger is None or not found:
+        print(f"syncd: nobody matches {args.query!r}; see `syncd people`", file=sys.stderr)
+        return EX_USAGE
+    if len(found) > 1:
+        print(f"syncd: {args.query!r} matches {len(found)} people; say which:\n{views.candidates(found)}",
+              file=sys.stderr)
+        return EX_USAGE
+    key = found[0].pop("key")
+    story = ledger.story(key)
+    data = views.person_json(key, found[0], story, ledger.followups())
+    if args.json:
+        _emit_json(data)
+        return EX_OK
+    views.render_person(Console(highlight=False, width=None if sys.stdout.isatty() else 120), data, story)
     return EX_OK
 
 
@@ -323,6 +355,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "backfill": cmd_backfill,
     "sync": cmd_sync,
     "people": cmd_people,
+    "person": cmd_person,
     "tasks": cmd_tasks,
     "status": cmd_status,
     "auth": cmd_auth,

@@ -119,6 +119,42 @@ def _cadences(value: Any) -> dict[str, dt.timedelta]:
     return out
 
 
+def _globs(value: Any) -> list[str]:
+    """Address globs (``*@noreply.example.org``), matched case-insensitively."""
+    try:
+        return [g.strip().lower() for g in _str_list(value)]
+    except Invalid:
+        raise Invalid('a list of address globs, e.g. ["*@noreply.example.org"]') from None
+
+
+def _factor(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
+        raise Invalid("a number above 0 and at most 100, e.g. 2.0")
+    return float(value)
+
+
+def _days(value: Any) -> dt.timedelta:
+    """A duration of at least one day (cadences are counted in days)."""
+    d = duration(value)
+    if d < dt.timedelta(days=1):
+        raise Invalid("a duration of at least 1d, e.g. 14d")
+    return d
+
+
+def person_cadence(value: Any) -> dt.timedelta | None:
+    """A ``[people."EMAIL"]`` cadence: a duration of at least a day, or ``"off"`` (None)."""
+    if value == "off":
+        return None
+    try:
+        return _days(value)
+    except Invalid:
+        raise Invalid('a duration of at least 1d like "21d", or "off"') from None
+
+
+#: the keys of one ``[people."EMAIL"]`` table
+PERSON_SCHEMA: dict[str, Option]  # filled in below, once Option exists
+
+
 def choice(*allowed: str) -> Callable[[Any], str]:
     """A string out of ``allowed``."""
 
@@ -161,6 +197,9 @@ TYPES: dict[str, Callable[[Any], Any]] = {
     "cadences": _cadences,
     "verify": verify_value,
     "url": http_url,
+    "globs": _globs,
+    "factor": _factor,
+    "days": _days,
 }
 
 
@@ -192,20 +231,32 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "count_all_day": Option("bool", False, "count all-day events"),
         "match_titles": Option("bool", True, '"Lunch with Bob Stone" counts for Bob Stone'),
         "track_unknown": Option("bool", True, "attendees in no address book are people too"),
+        "ignore": Option("globs", [], "addresses that are never people (shell globs, any case)"),
     },
     "rules.first_meeting": {
         "enabled": Option("bool", True, "follow up after a first meeting"),
         "due_after": Option("duration", "1d", "the follow-up's due, after the meeting"),
         "lookback": Option("duration", "7d", "only meetings this recent"),
+        "max_others": Option("natural_int", 3, "not after a meeting with more other people than this"),
     },
     "rules.keep_in_touch": {
         "daily_limit": Option("natural_int", 3, "new catch-up tasks per day, at most"),
         "groups": Option("cadences", {}, "group name = cadence"),
+        "weekly_limit": Option("natural_int", None, "and at most this many a week, Monday to Sunday"),
+        "learn": Option("bool", True, "people in no group get a cadence learned from history"),
+        "learn_factor": Option("factor", 2.0, "learned cadence = usual gap x this"),
+        "learn_min": Option("days", "14d", "a learned cadence is at least this"),
+        "learn_max": Option("days", "365d", "and at most this"),
     },
     "rules.birthday": {
         "enabled": Option("bool", True, "birthdays and anniversaries"),
         "days_before": Option("natural_int", 7, "write the task this many days ahead"),
+        "milestones": Option("bool", True, "other labelled dates: work anniversaries and the like"),
     },
+}
+
+PERSON_SCHEMA = {
+    "cadence": Option(person_cadence, MISSING, 'overrides groups and learning; "off": no catch-ups'),
 }
 
 #: options every account has, whatever its connector
@@ -246,6 +297,15 @@ class Config:
     cadences: dict[str, dt.timedelta] = field(default_factory=dict)
     birthdays: bool = True
     days_before: int = 7
+    ignore: tuple[str, ...] = ()
+    max_others: int = 3
+    weekly_limit: int | None = None
+    learn: bool = True
+    learn_factor: float = 2.0
+    learn_min: dt.timedelta = dt.timedelta(days=14)
+    learn_max: dt.timedelta = dt.timedelta(days=365)
+    milestones: bool = True
+    people: dict[str, dt.timedelta | None] = field(default_factory=dict)  # email -> cadence (None: off)
     fingerprint: str = ""  # of the file's bytes: a changed config re-runs inference
 
     def account(self, name: str) -> Account:
@@ -306,12 +366,12 @@ def _split_sections(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
                         "one of the rules: first_meeting, keep_in_touch, birthday",
                     )
                 flat[f"rules.{rule}"] = table
-        elif top in SCHEMA or top == "accounts":
+        elif top in SCHEMA or top in ("accounts", "people"):
             flat[top] = value
         else:
             raise ConfigError(
                 path, f"[{top}]", value,
-                "one of the tables: syncd, accounts, inference, rules",
+                "one of the tables: syncd, accounts, inference, rules, people",
             )
     return flat
 
@@ -351,6 +411,9 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
     if write_to is not None and not getattr(registry[accounts[names.index(write_to)].type], "tasks", False):
         raise ConfigError(path, "syncd.write_to", write_to, "an account whose type can receive tasks")
     fm, kit, bd, inf = sec["rules.first_meeting"], sec["rules.keep_in_touch"], sec["rules.birthday"], sec["inference"]
+    if kit["learn_min"] > kit["learn_max"]:
+        found = flat.get("rules.keep_in_touch", {}).get("learn_min", SCHEMA["rules.keep_in_touch"]["learn_min"].default)
+        raise ConfigError(path, "rules.keep_in_touch.learn_min", found, "a duration no longer than learn_max")
     return Config(
         path=path,
         me=frozenset(s["me"]),
@@ -371,8 +434,35 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         cadences=kit["groups"],
         birthdays=bd["enabled"],
         days_before=bd["days_before"],
+        ignore=tuple(inf["ignore"]),
+        max_others=fm["max_others"],
+        weekly_limit=kit["weekly_limit"],
+        learn=kit["learn"],
+        learn_factor=kit["learn_factor"],
+        learn_min=kit["learn_min"],
+        learn_max=kit["learn_max"],
+        milestones=bd["milestones"],
+        people=_people(path, flat.get("people", {})),
         fingerprint=hashlib.sha256(data).hexdigest()[:16],
     )
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _people(path: Path, table: Any) -> dict[str, dt.timedelta | None]:
+    """``[people."EMAIL"]`` tables: one person each, named by any of their addresses."""
+    if not isinstance(table, dict):
+        raise ConfigError(path, "[people]", table, 'tables like [people."ana@example.org"]')
+    out: dict[str, dt.timedelta | None] = {}
+    for email, entry in table.items():
+        key = email.strip().lower().removeprefix("mailto:")
+        if not _EMAIL.match(key):
+            raise ConfigError(path, f"people.{email}", entry, 'an email address as the table name, e.g. [people."ana@example.org"]')
+        if key in out:
+            raise ConfigError(path, f"people.{email}", entry, "one table per address (this one is there twice)")
+        out[key] = _section(path, f'people."{email}"', entry, PERSON_SCHEMA)["cadence"]
+    return out
 
 
 def _accounts(path: Path, table: Any, registry: Mapping[str, type]) -> list[Account]:

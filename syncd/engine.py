@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import CONTACTS, EVENTS, Collection, Connector, RawObject, TaskSpec
-from syncd import clock, errors, infer, plugins, rules
+from syncd import clock, errors, infer, plugins, relate, rules
 from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import ParseError, SyncdError
-from syncd.infer import ContactRecord, Occurrence, PartialDate, Party, Person
+from syncd.infer import ContactRecord, Milestone, Occurrence, PartialDate, Party, Person
 from syncd.ledger import FollowupRow, Ledger, iso
 
 log = logging.getLogger(__name__)
@@ -393,13 +393,14 @@ class Engine:
     def inputs(self) -> Inputs:
         """What inference reads from the ledger, as of now."""
         orders = self._orders()
-        occs = [_occ_from(json.loads(data), orders.get(cid, 1 << 30))
+        where = {c.id: (c.account, c.name) for c in self.ledger.collections()}
+        occs = [_occ_from(json.loads(data), orders.get(cid, 1 << 30), *where.get(cid, ("", "")))
                 for cid, data in self.ledger.all_occurrences() if cid in orders]
         contacts = [_record_from(json.loads(data), (orders.get(cid, 1 << 30), href, idx), f"at:{cid}:{href}:{idx}")
                     for cid, href, idx, data in self.ledger.all_contacts() if cid in orders]
         me = set(self.config.me) | self.ledger.self_addresses()
         s = infer.Settings(self.config.max_attendees, self.config.count_all_day,
-                           self.config.match_titles, self.config.track_unknown)
+                           self.config.match_titles, self.config.track_unknown, tuple(self.config.ignore))
         now = self.now()
         return Inputs(occs, contacts, me, s, now, now + self.config.horizon)
 
@@ -420,7 +421,10 @@ class Engine:
         """The config's rule tables."""
         c = self.config
         return rules.RuleSettings(c.timezone, c.first_meeting, c.due_after, c.lookback, c.daily_limit,
-                                  c.cadences, c.birthdays, c.days_before)
+                                  c.cadences, c.birthdays, c.days_before, max_others=c.max_others,
+                                  weekly_limit=c.weekly_limit,
+                                  learn=relate.Learn(c.learn, c.learn_factor, c.learn_min.days, c.learn_max.days),
+                                  people=c.people, milestones=c.milestones)
 
     # -- reconcile ---------------------------------------------------------------
     def reconcile(self) -> ReconcileResult:
@@ -440,7 +444,7 @@ class Engine:
                 with self.ledger.transaction():
                     self._save_state(sink_name, ctx)
         if result.error is None and self._unchanged_since_last(now):
-            result.people = len(self.ledger.people())
+            result.people = self.ledger.people_count()
             log.debug("nothing changed since the last pass; inference skipped")
             return result
         people = self.people()
@@ -516,30 +520,19 @@ class Engine:
             log.info("resolved follow-up %r", rows[uid].summary if uid in rows else uid)
 
     def _snapshot(self, people: list[Person]) -> None:
+        from syncd import views
+
         history = self.ledger.followups()
         today = rules.local_date(self.now(), self.config.timezone)
         s = self.rule_settings()
-        snap = {}
+        shared: dict[int, Any] = {}  # meetings are shared objects: their JSON is built once
+        snap, stories = {}, {}
         for p in people:
-            found = rules.cadence(p, s.cadences)
-            due = rules.due_date(p, history, s, today)
-            snap[p.key] = json.dumps(
-                {
-                    "name": p.name,
-                    "emails": sorted(p.emails),
-                    "groups": sorted(p.groups),
-                    "in_address_book": p.in_address_book,
-                    "interactions": len(p.meetings),
-                    "first_met": iso(p.first_met.start) if p.first_met else None,
-                    "last_met": iso(p.last_met.start) if p.last_met else None,
-                    "next_meeting": iso(p.next_meeting.start) if p.next_meeting else None,
-                    "cadence_days": found[1].days if found else None,
-                    "due": due.isoformat() if due else None,
-                },
-                sort_keys=True,
-            )
+            entry, story = views.snapshot(p, history, s, today, shared)
+            snap[p.key] = json.dumps(entry, sort_keys=True)
+            stories[p.key] = json.dumps(story, sort_keys=True)
         with self.ledger.transaction():
-            self.ledger.replace_people(snap)
+            self.ledger.replace_people(snap, stories)
 
     # -- whole pass --------------------------------------------------------------
     def run_pass(self, since: dt.datetime | None = None, accounts: Iterable[str] | None = None) -> PassResult:
@@ -572,17 +565,19 @@ def _occ_json(o: Occurrence) -> dict[str, Any]:
     return {
         "uid": o.uid, "rid": o.recurrence_id, "start": iso(o.start), "all_day": o.all_day,
         "cancelled": o.cancelled, "summary": o.summary, "org": _party_json(o.organizer),
-        "att": [_party_json(a) for a in o.attendees], "mod": iso(o.last_modified),
+        "att": [_party_json(a) for a in o.attendees], "mod": iso(o.last_modified), "end": iso(o.end),
     }
 
 
-def _occ_from(d: dict[str, Any], order: int) -> Occurrence:
+def _occ_from(d: dict[str, Any], order: int, account: str = "", calendar: str = "") -> Occurrence:
+    end = d.get("end")  # absent in rows expanded before ends were kept
     return Occurrence(
         uid=d["uid"], recurrence_id=d["rid"], start=dt.datetime.fromisoformat(d["start"].replace("Z", "+00:00")),
         all_day=d["all_day"], cancelled=d["cancelled"], summary=d["summary"],
         organizer=_party_from(d["org"]), attendees=tuple(p for p in map(_party_from, d["att"]) if p),
         last_modified=dt.datetime.fromisoformat(d["mod"].replace("Z", "+00:00")) if d["mod"] else None,
-        order=order,
+        order=order, end=dt.datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None,
+        account=account, calendar=calendar,
     )
 
 
@@ -592,7 +587,8 @@ def _date_json(p: PartialDate | None) -> list[int | None] | None:
 
 def _record_json(r: ContactRecord) -> dict[str, Any]:
     return {"name": r.name, "emails": list(r.emails), "nick": list(r.nicknames), "groups": list(r.groups),
-            "bday": _date_json(r.birthday), "anniv": _date_json(r.anniversary), "ref": r.ref}
+            "bday": _date_json(r.birthday), "anniv": _date_json(r.anniversary), "ref": r.ref,
+            "ms": [[m.label, *(_date_json(m.date) or [])] for m in r.milestones]}
 
 
 def _record_from(d: dict[str, Any], order: tuple[Any, ...], where: str) -> ContactRecord:
@@ -602,4 +598,5 @@ def _record_from(d: dict[str, Any], order: tuple[Any, ...], where: str) -> Conta
 
     return ContactRecord(name=d["name"], emails=tuple(d["emails"]), nicknames=tuple(d["nick"]),
                          groups=tuple(d["groups"]), birthday=date(d["bday"]), anniversary=date(d["anniv"]),
-                         order=order, ref=d.get("ref") or where)
+                         order=order, ref=d.get("ref") or where,
+                         milestones=tuple(Milestone(m[0], PartialDate(m[1], m[2], m[3])) for m in d.get("ms", ())))

@@ -200,7 +200,22 @@ def _occurrence(
         attendees=tuple(p for p in (_party(a) for a in attendees) if p is not None),
         last_modified=last_modified,
         order=order,
+        end=_end(comp, start, all_day, zone),
     )
+
+
+def _end(comp: icalendar.cal.Component, start: dt.datetime, all_day: bool, zone: dt.tzinfo) -> dt.datetime:
+    """DTEND, else DTSTART + DURATION, else the start (a day later for an all-day event)."""
+    try:
+        if comp.get("dtend") is not None:
+            end = _utc(comp.decoded("dtend"), zone)[0]
+        elif comp.get("duration") is not None:
+            end = start + comp.decoded("duration")
+        else:
+            end = start + dt.timedelta(days=1 if all_day else 0)
+    except Exception:  # a broken end must not cost the meeting; its start is what counts
+        return start
+    return max(end, start)
 
 
 def _is_recurring(comps: list[icalendar.cal.Component]) -> bool:

@@ -9,9 +9,10 @@ does not matter, and the same meeting seen in several calendars counts once.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from syncd.identity import Assigner, Claim, Identity
 
@@ -47,6 +48,9 @@ class Occurrence:
     attendees: tuple[Party, ...] = ()
     last_modified: dt.datetime | None = None
     order: int = 0
+    end: dt.datetime | None = None
+    account: str = ""
+    calendar: str = ""  # the collection's display name
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,15 @@ class ContactRecord:
     anniversary: PartialDate | None = None
     order: tuple[int, ...] = (0,)
     ref: str = ""  # stable id of the record (``uid:...`` or where it is stored)
+    milestones: tuple[Milestone, ...] = ()
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A labelled date of a contact other than birthday and anniversary (SPEC §5)."""
+
+    label: str
+    date: PartialDate
 
 
 @dataclass(frozen=True)
@@ -80,16 +93,26 @@ class Settings:
     count_all_day: bool = False
     match_titles: bool = True
     track_unknown: bool = True
+    ignore: tuple[str, ...] = ()  # address globs that are never people
 
 
 @dataclass(frozen=True)
 class Meeting:
-    """A counted occurrence."""
+    """A counted occurrence, as kept in a person's history (SPEC §8).
+
+    ``others`` is how many other people rule 5 admitted (a title match has 1), so a
+    one-on-one has 1; ``organised`` is whether the user organised it.
+    """
 
     start: dt.datetime
     summary: str
     uid: str
     recurrence_id: str
+    end: dt.datetime | None = None
+    account: str = ""
+    calendar: str = ""
+    others: int = 1
+    organised: bool = False
 
 
 @dataclass
@@ -104,6 +127,7 @@ class Person:
     in_address_book: bool = False
     birthday: PartialDate | None = None
     anniversary: PartialDate | None = None
+    milestones: list[Milestone] = field(default_factory=list)
     meetings: list[Meeting] = field(default_factory=list)  # started, sorted
     upcoming: list[Meeting] = field(default_factory=list)  # future, sorted
     refs: list[str] = field(default_factory=list)  # the address-book records merged here
@@ -195,9 +219,51 @@ def merge_contacts(records: Iterable[ContactRecord]) -> list[Person]:
                 birthday=_first(r.birthday for r in members),  # type: ignore[arg-type]
                 anniversary=_first(r.anniversary for r in members),  # type: ignore[arg-type]
                 refs=sorted({r.ref for r in members if r.ref}),
+                milestones=_milestones(members),
             )
         )
     return people
+
+
+def _milestones(records: Iterable[ContactRecord]) -> list[Milestone]:
+    """One date per label (any case): the first record in config order wins."""
+    seen: dict[str, Milestone] = {}
+    for rec in records:
+        for m in rec.milestones:
+            seen.setdefault(m.label.casefold(), m)
+    return sorted(seen.values(), key=lambda m: (m.label.casefold(), m.label))
+
+
+class Ignore:
+    """The ``ignore`` globs: shell-style, case-insensitive, tested once per address."""
+
+    def __init__(self, globs: Iterable[str]) -> None:
+        pattern = "|".join(fnmatch.translate(g.lower()) for g in globs)
+        self._re = re.compile(pattern) if pattern else None
+        self._seen: dict[str, bool] = {}  # the same few thousand addresses recur
+
+    def __bool__(self) -> bool:
+        return self._re is not None
+
+    def __call__(self, email: str | None) -> bool:
+        """True when ``email`` matches a glob."""
+        if self._re is None or not email:
+            return False
+        hit = self._seen.get(email)
+        if hit is None:
+            hit = self._seen[email] = bool(self._re.match(email.lower()))
+        return hit
+
+
+def drop_ignored(records: Iterable[ContactRecord], ignored: Ignore) -> list[ContactRecord]:
+    """Records without their ignored addresses; one whose every address is ignored goes."""
+    out = []
+    for rec in records:
+        kept = tuple(e for e in rec.emails if not ignored(e))
+        if rec.emails and not kept:
+            continue
+        out.append(rec if kept == rec.emails else replace(rec, emails=kept))
+    return out
 
 
 class _Titles:
@@ -230,12 +296,15 @@ class _Titles:
         return found
 
 
-def _counted_parties(occ: Occurrence, me: frozenset[str]) -> tuple[list[Party], bool] | None:
+def _counted_parties(occ: Occurrence, me: frozenset[str],
+                     ignored: Ignore | None = None) -> tuple[list[Party], bool] | None:
     """People rule 5 admits, and whether the event has anyone but the user (and rooms).
 
-    None when the user declined (rule 4).
+    None when the user declined (rule 4). Ignored addresses are treated as absent.
     """
     parties = ([occ.organizer] if occ.organizer else []) + list(occ.attendees)
+    if ignored:
+        parties = [p for p in parties if p.email in me or not ignored(p.email)]
     others: dict[str, Party] = {}
     anyone = False
     for p in parties:
@@ -298,7 +367,8 @@ def derive(
         identity to remember (None when none was given).
     """
     me_set = frozenset(e.lower() for e in me)
-    people = merge_contacts(contacts)
+    ignored = Ignore(settings.ignore)
+    people = merge_contacts(drop_ignored(contacts, ignored) if ignored else contacts)
     by_email = {e: p for p in people for e in p.emails}
     assigner = Assigner(identity) if identity is not None else None
     if assigner is not None:
@@ -319,12 +389,16 @@ def derive(
             continue
         if until is not None and occ.start > until:
             continue
-        admitted = _counted_parties(occ, me_set)
+        admitted = _counted_parties(occ, me_set, ignored)
         if admitted is None:
             continue
         parties, anyone = admitted
         started = occ.start <= now
-        meeting = Meeting(occ.start, occ.summary, occ.uid, occ.recurrence_id)
+        org = occ.organizer
+        # No organizer (a private event) or an ignored one (a scheduling bot): the user's own.
+        organised = org is None or org.email in me_set or bool(ignored and ignored(org.email))
+        meeting = Meeting(occ.start, occ.summary, occ.uid, occ.recurrence_id, occ.end, occ.account,
+                          occ.calendar, len(parties) if anyone else 1, organised)
         targets: list[Person] = []
         if anyone:
             if len(parties) > settings.max_attendees:

@@ -563,14 +563,37 @@ class Ledger:
         )
 
     # -- people snapshot and runs --------------------------------------------
-    def replace_people(self, people: dict[str, str]) -> None:
-        """Replace the people snapshot: key -> JSON (inside a transaction)."""
+    def replace_people(self, people: dict[str, str], stories: dict[str, str] | None = None) -> None:
+        """Replace the people snapshot: key -> JSON, and each person's story (history,
+        upcoming, explanations: what ``syncd person`` shows) -> JSON (inside a transaction).
+
+        Stories live in their own table, created here when first needed, so that
+        ``syncd people`` never reads them and ``syncd person`` reads one.
+        """
         self.conn.execute("DELETE FROM people")
         self.conn.executemany("INSERT INTO people VALUES (?, ?)", people.items())
+        self.conn.execute("CREATE TABLE IF NOT EXISTS stories (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        self.conn.execute("DELETE FROM stories")
+        self.conn.executemany("INSERT INTO stories VALUES (?, ?)", (stories or {}).items())
 
     def people(self) -> list[dict[str, Any]]:
         """The people snapshot of the last pass."""
         return [json.loads(r[0]) for r in self.conn.execute("SELECT data FROM people")]
+
+    def people_count(self) -> int:
+        """How many people the last pass stored."""
+        return int(self.conn.execute("SELECT count(*) FROM people").fetchone()[0])
+
+    def story(self, key: str) -> dict[str, Any]:
+        """One person's story ({} when no pass has stored one)."""
+        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='stories'").fetchone():
+            return {}
+        row = self.conn.execute("SELECT data FROM stories WHERE key = ?", (key,)).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    def people_keys(self) -> list[tuple[str, dict[str, Any]]]:
+        """(key, entry) of everyone in the snapshot."""
+        return [(r[0], json.loads(r[1])) for r in self.conn.execute("SELECT key, data FROM people")]
 
     def log_run(self, kind: str, started: dt.datetime, finished: dt.datetime, summary: str) -> None:
         """Append to the run log (commits)."""

@@ -1,6 +1,7 @@
 """Which follow-ups should exist: SPEC §5 as a pure function.
 
-Public API: ``plan(people, history, settings, now) -> Plan`` and ``due_date``.
+Public API: ``plan(people, history, settings, now) -> Plan``, ``due_date`` and
+``cadence_of`` (a person's cadence and its source, SPEC §8 via ``syncd.relate``).
 ``history`` is every follow-up syncd ever decided (the ledger's lifecycle rows), so
 "one per person, ever", "never again for that cycle" and ``daily_limit`` are decided
 from data, not from what happens to be in a calendar.
@@ -13,13 +14,15 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from syncd.infer import PartialDate, Person
+from syncd import relate
+from syncd.infer import Milestone, PartialDate, Person
 from syncd.ledger import FollowupRow
 
 FIRST_MEETING = "first_meeting"
 KEEP_IN_TOUCH = "keep_in_touch"
 BIRTHDAY = "birthday"
 ANNIVERSARY = "anniversary"
+MILESTONE = "milestone"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class RuleSettings:
     cadences: dict[str, dt.timedelta] = field(default_factory=dict)
     birthdays: bool = True
     days_before: int = 7
+    max_others: int = 3
+    weekly_limit: int | None = None
+    learn: relate.Learn = field(default_factory=relate.Learn)
+    people: dict[str, dt.timedelta | None] = field(default_factory=dict)  # [people."EMAIL"] cadence; None: off
+    milestones: bool = True
 
 
 @dataclass(frozen=True)
@@ -85,13 +93,9 @@ def local_date(when: dt.datetime, zone: dt.tzinfo) -> dt.date:
     return when.astimezone(zone).date()
 
 
-def cadence(person: Person, cadences: dict[str, dt.timedelta]) -> tuple[str, dt.timedelta] | None:
-    """The shortest cadence of the person's groups, with its group."""
-    found = [(c, g) for g, c in cadences.items() if g in person.groups]
-    if not found or not person.in_address_book:
-        return None
-    best = min(found)
-    return best[1], best[0]
+def cadence_of(person: Person, s: RuleSettings, today: dt.date) -> relate.Cadence | None:
+    """P's cadence and its source: ``[people]`` table > shortest group > learned (SPEC §5)."""
+    return relate.cadence_of(person, s.people, s.cadences, s.learn, s.zone, today)
 
 
 def _mine(person: Person, rows: Iterable[FollowupRow]) -> list[FollowupRow]:
@@ -115,20 +119,19 @@ def last_contact(person: Person, rows: Sequence[FollowupRow], zone: dt.tzinfo) -
 
 
 def _keep_in_touch(person: Person, mine: Sequence[FollowupRow], s: RuleSettings,
-                   today: dt.date) -> tuple[str, dt.timedelta, dt.date | None, dt.date] | None:
-    """Group, cadence, last contact and due of a person's keep-in-touch (None: no cadence)."""
-    found = cadence(person, s.cadences)
+                   today: dt.date) -> tuple[relate.Cadence, dt.date | None, dt.date] | None:
+    """Cadence, last contact and due of a person's keep-in-touch (None: no cadence)."""
+    found = cadence_of(person, s, today)
     if found is None:
         return None
-    group, every = found
     last = last_contact(person, mine, s.zone)
-    return group, every, last, last + dt.timedelta(days=every.days) if last else today
+    return found, last, last + dt.timedelta(days=found.days) if last else today
 
 
 def due_date(person: Person, rows: Sequence[FollowupRow], settings: RuleSettings, today: dt.date) -> dt.date | None:
     """The person's keep-in-touch due date (SPEC §5), or None without a cadence."""
     found = _keep_in_touch(person, _mine(person, rows), settings, today)
-    return found[3] if found else None
+    return found[2] if found else None
 
 
 def next_anniversary(date: PartialDate, today: dt.date) -> dt.date:
@@ -148,6 +151,8 @@ def _first_meeting(person: Person, rows: list[FollowupRow], history: Sequence[Fo
     first = person.first_met
     if not s.first_meeting or first is None or now - first.start > s.lookback:
         return None
+    if first.others > s.max_others:  # a kickoff with nine new colleagues writes no nine tasks
+        return None
     if any(r.rule == FIRST_MEETING for r in rows):
         return None
     if person.origins and any(r.rule == FIRST_MEETING and r.person in person.origins for r in history):
@@ -162,7 +167,7 @@ def _catch_up(person: Person, rows: list[FollowupRow], s: RuleSettings, today: d
     found = _keep_in_touch(person, rows, s, today)
     if found is None or person.next_meeting is not None:
         return None
-    group, every, last, due = found
+    every, last, due = found
     cycle = last.isoformat() if last else "never"
     if due > today or any(r.rule == KEEP_IN_TOUCH and r.cycle == cycle for r in rows):
         return None
@@ -174,7 +179,7 @@ def _catch_up(person: Person, rows: list[FollowupRow], s: RuleSettings, today: d
     else:
         why = f"last caught up {show(last)}"
     return Want(KEEP_IN_TOUCH, person.key, person.name, tuple(person.emails), cycle, max(due, today),
-                f"Catch up with {person.name}", f"{why}; {group} every {every.days} days", due)
+                f"Catch up with {person.name}", f"{why}; {every.words}", due)
 
 
 def _dates(person: Person, rows: list[FollowupRow], s: RuleSettings, today: dt.date) -> list[Want]:
@@ -195,6 +200,32 @@ def _dates(person: Person, rows: list[FollowupRow], s: RuleSettings, today: dt.d
         out.append(Want(rule, person.key, person.name, tuple(person.emails), cycle, day,
                         f"{person.name}'s {rule} ({day.day} {day:%b})",
                         f"{rule} on {show(day)}{extra}"))
+    if s.birthdays and s.milestones and person.in_address_book:
+        out.extend(_milestones(person, rows, s, today))
+    return out
+
+
+def _milestone_cycle(year: int, label: str) -> str:
+    """One per person, label and year: ``2026:work anniversary``."""
+    return f"{year}:{label.casefold()}"
+
+
+def _milestone(person: Person, cycle: str) -> Milestone | None:
+    label = cycle.partition(":")[2]
+    return next((m for m in person.milestones if m.label.casefold() == label), None)
+
+
+def _milestones(person: Person, rows: list[FollowupRow], s: RuleSettings, today: dt.date) -> list[Want]:
+    """A person's labelled dates within ``days_before`` (SPEC §5 milestone)."""
+    out = []
+    for m in person.milestones:
+        day = next_anniversary(m.date, today)
+        cycle = _milestone_cycle(day.year, m.label)
+        if (day - today).days > s.days_before or any(r.rule == MILESTONE and r.cycle == cycle for r in rows):
+            continue
+        extra = f" ({day.year - m.date.year} years)" if m.date.year and day.year > m.date.year else ""
+        out.append(Want(MILESTONE, person.key, person.name, tuple(person.emails), cycle, day,
+                        f"{person.name}'s {m.label} ({day.day} {day:%b})", f"{m.label} on {show(day)}{extra}"))
     return out
 
 
@@ -206,11 +237,27 @@ def _still_wanted(row: FollowupRow, person: Person | None, rows: list[FollowupRo
         return person.first_met is not None
     if row.rule == KEEP_IN_TOUCH:
         found = _keep_in_touch(person, rows, s, today)
-        return found is not None and found[3] <= today
+        return found is not None and found[2] <= today
+    if row.rule == MILESTONE:
+        m = _milestone(person, row.cycle)
+        if m is None or not (s.birthdays and s.milestones):
+            return False
+        return next_anniversary(m.date, dt.date(int(row.cycle[:4]), 1, 1)) == row.due or row.due < today
     date = person.birthday if row.rule == BIRTHDAY else person.anniversary
     if date is None or not s.birthdays:
         return False
     return next_anniversary(date, dt.date(int(row.cycle), 1, 1)) == row.due or row.due < today
+
+
+def catch_up_room(history: Iterable[FollowupRow], s: RuleSettings, today: dt.date) -> int:
+    """How many catch-ups may still be written today: ``daily_limit`` for the local day
+    and ``weekly_limit`` for the local week (Monday to Sunday), whichever is tighter."""
+    monday = today - dt.timedelta(days=today.weekday())
+    days = [r.written_on for r in history if r.rule == KEEP_IN_TOUCH]
+    room = s.daily_limit - sum(1 for d in days if d == today)
+    if s.weekly_limit is not None:
+        room = min(room, s.weekly_limit - sum(1 for d in days if monday <= d <= today))
+    return max(0, room)
 
 
 def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettings, now: dt.datetime) -> Plan:
@@ -237,8 +284,7 @@ def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettin
         if catch:
             catch_ups.append(catch)
         result.new.extend(_dates(person, rows, s, today))
-    written_today = sum(1 for r in history if r.rule == KEEP_IN_TOUCH and r.written_on == today)
-    room = max(0, s.daily_limit - written_today)
+    room = catch_up_room(history, s, today)
     catch_ups.sort(key=lambda w: (w.person_due or w.due, w.name.casefold(), min(w.emails, default="")))
     result.new.extend(catch_ups[:room])
     for row in history:

@@ -9,7 +9,7 @@ import vobject
 
 from syncd.errors import ParseError
 from syncd.events import _clean
-from syncd.infer import ContactRecord, PartialDate
+from syncd.infer import ContactRecord, Milestone, PartialDate
 
 _DATE = re.compile(r"^(?:(\d{4})|--)-?(\d{2})-?(\d{2})(?:T.*)?$")
 _CARD = re.compile(r"^BEGIN:VCARD\r?$.*?^END:VCARD\r?$", re.M | re.S | re.I)
@@ -61,13 +61,41 @@ def _name(card: vobject.base.Component) -> str | None:
     return None
 
 
+#: vCard 3.0 has no ANNIVERSARY; these stand for it (Evolution, KAddressBook, others)
+ANNIVERSARY_PROPS = ("anniversary", "x-anniversary", "x-evolution-anniversary", "x-kaddressbook-x-anniversary")
+_APPLE_LABEL = re.compile(r"^_\$!<(.*)>!\$_$")
+
+
+def _apple_dates(card: vobject.base.Component) -> tuple[list[str], list[tuple[str, str]]]:
+    """Apple's ``itemN.X-ABDATE`` with the ``itemN.X-ABLabel`` of its group.
+
+    Returns the anniversaries (label ``_$!<Anniversary>!$_``) and the other labelled
+    dates as (label, date); ``_$!<Other>!$_`` and unlabelled dates are skipped.
+    """
+    labels = {line.group.lower(): str(line.value).strip()
+              for line in card.contents.get("x-ablabel", []) if line.group and line.value}
+    anniversaries, others = [], []
+    for line in card.contents.get("x-abdate", []):
+        label = labels.get((line.group or "").lower(), "")
+        value = str(line.value or "").strip()
+        builtin = _APPLE_LABEL.match(label)
+        if not value or not label or (builtin and builtin.group(1).casefold() == "other"):
+            continue
+        if builtin and builtin.group(1).casefold() == "anniversary":
+            anniversaries.append(value)
+        else:
+            others.append((builtin.group(1) if builtin else label, value))
+    return anniversaries, others
+
+
 def record(card: vobject.base.Component, order: tuple[int, ...]) -> ContactRecord:
     """One parsed vCard as a record. Raises ParseError for impossible dates."""
     emails = tuple(sorted({e.lower().removeprefix("mailto:") for e in _values(card, "email") if "@" in e}))
     nicks = tuple(n for v in _values(card, "nickname") for n in (x.strip() for x in v.split(",")) if n)
     groups = tuple(sorted({g for v in _values(card, "categories") for g in (x.strip() for x in v.split(",")) if g}))
     bday = _values(card, "bday")
-    anniv = _values(card, "anniversary") or _values(card, "x-anniversary")
+    apple_anniv, labelled = _apple_dates(card)
+    anniv = next((v for p in ANNIVERSARY_PROPS if (v := _values(card, p))), apple_anniv)
     uid = _values(card, "uid")
     return ContactRecord(
         name=_name(card),
@@ -78,11 +106,13 @@ def record(card: vobject.base.Component, order: tuple[int, ...]) -> ContactRecor
         anniversary=partial_date(anniv[0]) if anniv else None,
         order=order,
         ref=f"uid:{uid[0]}" if uid else "",
+        milestones=tuple(Milestone(label, d) for label, value in labelled if (d := partial_date(value))),
     )
 
 
 _NEEDED = re.compile(
-    r"^(?:[\w-]+\.)?(BEGIN|END|VERSION|UID|FN|N|EMAIL|NICKNAME|CATEGORIES|BDAY|ANNIVERSARY|X-ANNIVERSARY)[;:]", re.I
+    r"^(?:[\w-]+\.)?(BEGIN|END|VERSION|UID|FN|N|EMAIL|NICKNAME|CATEGORIES|BDAY|ANNIVERSARY|X-ANNIVERSARY"
+    r"|X-EVOLUTION-ANNIVERSARY|X-KADDRESSBOOK-X-ANNIVERSARY|X-ABDATE|X-ABLABEL)[;:]", re.I
 )
 
 

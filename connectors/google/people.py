@@ -64,15 +64,32 @@ def to_vcard(person: Mapping[str, Any], groups: Mapping[str, str]) -> str:
     bday = next((d for d in (_date(b.get("date")) for b in person.get("birthdays") or []) if d), None)
     if bday:
         card.add("bday").value = bday
-    for event in person.get("events") or []:
-        when = _date(event.get("date"))
-        if when and (event.get("type") or "").lower() == "anniversary":
-            card.add("anniversary").value = when
-            break
+    _add_events(card, person.get("events") or [])
     categories = sorted({groups[g] for g in _group_ids(person) if g in groups})
     if categories:
         card.add("categories").value = categories
     return str(card.serialize())
+
+
+def _add_events(card: vobject.base.Component, events: list[Mapping[str, Any]]) -> None:
+    """Google ``events``: the first ``anniversary`` as ANNIVERSARY; custom types ("Work
+    anniversary") as Apple's labelled dates (``itemN.X-ABDATE`` + ``itemN.X-ABLabel``),
+    which the vCard reader turns into milestones; ``other`` and untyped dates are skipped."""
+    anniversary = False
+    n = 0
+    for event in events:
+        when = _date(event.get("date"))
+        kind = str(event.get("type") or "").strip()
+        if not when or not kind or kind.lower() == "other":
+            continue
+        if kind.lower() == "anniversary":
+            if not anniversary:
+                card.add("anniversary").value = when
+                anniversary = True
+            continue
+        n += 1
+        card.add("x-abdate", group=f"item{n}").value = when
+        card.add("x-ablabel", group=f"item{n}").value = kind
 
 
 def _group_ids(person: Mapping[str, Any]) -> list[str]:
