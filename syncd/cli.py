@@ -244,7 +244,8 @@ def cmd_person(args: argparse.Namespace) -> int:
         return EX_USAGE
     key = found[0].pop("key")
     story = ledger.story(key)
-    data = views.person_json(key, found[0], story, ledger.followups())
+    ids = frozenset(ledger.identity().groups().get(key, ())) | {key}
+    data = views.person_json(found[0], story, ledger.history(key), views.followups_of(ids, ledger.followups()))
     if args.json:
         _emit_json(data)
         return EX_OK

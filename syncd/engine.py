@@ -28,7 +28,7 @@ from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import ParseError, SyncdError
 from syncd.infer import ContactRecord, Milestone, Occurrence, PartialDate, Party, Person
-from syncd.ledger import FollowupRow, Ledger, iso
+from syncd.ledger import FollowupRow, Interaction, Ledger, iso
 
 log = logging.getLogger(__name__)
 
@@ -527,12 +527,15 @@ class Engine:
         s = self.rule_settings()
         shared: dict[int, Any] = {}  # meetings are shared objects: their JSON is built once
         snap, stories = {}, {}
+        rows = []
         for p in people:
             entry, story = views.snapshot(p, history, s, today, shared)
             snap[p.key] = json.dumps(entry, sort_keys=True)
             stories[p.key] = json.dumps(story, sort_keys=True)
+            rows += [Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar,
+                                 m.others, m.organised) for m in p.meetings]
         with self.ledger.transaction():
-            self.ledger.replace_people(snap, stories)
+            self.ledger.replace_people(snap, stories, rows)
 
     # -- whole pass --------------------------------------------------------------
     def run_pass(self, since: dt.datetime | None = None, accounts: Iterable[str] | None = None) -> PassResult:

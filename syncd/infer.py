@@ -414,7 +414,8 @@ def derive(
                     targets.append(person)
         elif titles is not None and occ.summary:
             targets = [people[i] for i in sorted(titles.match(occ.summary))]
-        for person in targets:
+        # A person at one meeting under two of their addresses met once.
+        for person in {id(t): t for t in targets}.values():
             (person.meetings if started else person.upcoming).append(meeting)
     for email, (_, cn) in unknown_cn.items():
         unknown[email].name = cn

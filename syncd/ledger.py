@@ -122,6 +122,9 @@ CREATE TABLE IF NOT EXISTS interactions (
     PRIMARY KEY (person, uid, recurrence_id)
 );
 CREATE INDEX IF NOT EXISTS interactions_person_start ON interactions(person, start);
+CREATE TABLE IF NOT EXISTS stories (   -- per person: upcoming meetings, the words of `syncd person`
+    key TEXT PRIMARY KEY, data TEXT NOT NULL
+);
 """
 
 
@@ -159,6 +162,22 @@ class CollectionRow:
     name: str
     cursor: str | None
     synced_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One counted meeting of one person (SPEC §8), as stored."""
+
+    person: str
+    uid: str
+    recurrence_id: str
+    start: dt.datetime
+    end: dt.datetime | None
+    summary: str
+    account: str
+    calendar: str
+    others: int
+    organised: bool
 
 
 @dataclass
@@ -245,6 +264,8 @@ class Ledger:
             raise SyncdError(
                 f"{self.path} was written by a newer syncd (schema {version}, this one knows {SCHEMA_VERSION})"
             )
+        if readonly and version < SCHEMA_VERSION:
+            raise SyncdError(f"{self.path} was written by an older syncd; run `syncd sync` once to upgrade it")
         if version == SCHEMA_VERSION or readonly:
             return
         with self.transaction():
@@ -563,18 +584,34 @@ class Ledger:
         )
 
     # -- people snapshot and runs --------------------------------------------
-    def replace_people(self, people: dict[str, str], stories: dict[str, str] | None = None) -> None:
-        """Replace the people snapshot: key -> JSON, and each person's story (history,
-        upcoming, explanations: what ``syncd person`` shows) -> JSON (inside a transaction).
+    def replace_people(self, people: dict[str, str], stories: dict[str, str],
+                       interactions: list[Interaction]) -> None:
+        """Replace what the last inference derived (inside a transaction): the people
+        snapshot (key -> ``people --json`` entry), each person's story (upcoming
+        meetings and explanations) and every counted interaction.
 
-        Stories live in their own table, created here when first needed, so that
-        ``syncd people`` never reads them and ``syncd person`` reads one.
+        Stories and interactions live apart from the snapshot, so ``syncd people``
+        reads neither and ``syncd person`` reads one person's rows.
         """
         self.conn.execute("DELETE FROM people")
         self.conn.executemany("INSERT INTO people VALUES (?, ?)", people.items())
-        self.conn.execute("CREATE TABLE IF NOT EXISTS stories (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
         self.conn.execute("DELETE FROM stories")
-        self.conn.executemany("INSERT INTO stories VALUES (?, ?)", (stories or {}).items())
+        self.conn.executemany("INSERT INTO stories VALUES (?, ?)", stories.items())
+        self.conn.execute("DELETE FROM interactions")
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
+              i.others, int(i.organised)) for i in interactions],
+        )
+
+    def history(self, person: str) -> list[Interaction]:
+        """One person's counted interactions, newest first."""
+        rows = self.conn.execute(
+            "SELECT * FROM interactions WHERE person=? ORDER BY start DESC, uid DESC", (person,)
+        )
+        return [Interaction(r["person"], r["uid"], r["recurrence_id"], parse_iso(r["start"]) or dt.datetime.min,
+                            parse_iso(r["end"]), r["summary"], r["account"], r["calendar"], r["others"],
+                            bool(r["organised"])) for r in rows]
 
     def people(self) -> list[dict[str, Any]]:
         """The people snapshot of the last pass."""
@@ -586,8 +623,6 @@ class Ledger:
 
     def story(self, key: str) -> dict[str, Any]:
         """One person's story ({} when no pass has stored one)."""
-        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='stories'").fetchone():
-            return {}
         row = self.conn.execute("SELECT data FROM stories WHERE key = ?", (key,)).fetchone()
         return dict(json.loads(row[0])) if row else {}
 

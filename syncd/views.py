@@ -4,10 +4,10 @@ Public API: ``snapshot`` (one person's stored entry and story, written after eac
 pass), ``person_json`` (the ``person --json`` object), ``task_json``, ``sort_people``,
 ``find``, ``candidates`` and ``render_person``.
 
-An entry is the ``people --json`` object. A story is the person's history, upcoming
-meetings and the words that explain their cadence and strength; it is stored apart
-(``Ledger.replace_people``), so ``syncd people`` never reads stories and ``syncd
-person`` reads one row of each and recomputes nothing.
+An entry is the ``people --json`` object. A story is the person's upcoming meetings
+and the words that explain their cadence and strength; it is stored apart, beside the
+interactions (``Ledger.replace_people``), so ``syncd people`` reads neither and
+``syncd person`` reads one person's rows and recomputes nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from rich.text import Text
 
 from syncd import relate, rules
 from syncd.infer import Meeting, Person
-from syncd.ledger import FollowupRow, iso
+from syncd.ledger import FollowupRow, Interaction, iso
 
 
-def meeting_json(m: Meeting) -> dict[str, Any]:
+def meeting_json(m: Meeting | Interaction) -> dict[str, Any]:
     """One interaction as ``person --json`` shows it."""
     return {"start": iso(m.start), "end": iso(m.end) if m.end else None, "summary": m.summary,
             "account": m.account, "calendar": m.calendar, "others": m.others, "organised": m.organised}
@@ -69,7 +69,6 @@ def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, t
     story = {
         "cadence": _cadence_words(p, found, s),
         "strength": st.words,
-        "history": [as_json(m) for m in reversed(p.meetings)],
         "upcoming": [as_json(m) for m in p.upcoming],
     }
     return entry, story
@@ -96,18 +95,17 @@ def task_json(r: FollowupRow) -> dict[str, Any]:
             "reason": r.reason}
 
 
-def followups_of(key: str, entry: dict[str, Any], rows: Iterable[FollowupRow]) -> list[FollowupRow]:
-    """Every follow-up decided for this person (by key or a shared address), newest due first."""
-    emails = set(entry["emails"])
-    mine = [r for r in rows if r.person == key or emails.intersection(r.emails)]
+def followups_of(ids: frozenset[str], rows: Iterable[FollowupRow]) -> list[FollowupRow]:
+    """Every follow-up decided for this person (any id that stands for them), newest due first."""
+    mine = [r for r in rows if r.person in ids]
     return sorted(mine, key=lambda r: (r.due, r.rule, r.uid), reverse=True)
 
 
-def person_json(key: str, entry: dict[str, Any], story: dict[str, Any],
-                rows: Iterable[FollowupRow]) -> dict[str, Any]:
+def person_json(entry: dict[str, Any], story: dict[str, Any], history: Sequence[Interaction],
+                followups: Iterable[FollowupRow]) -> dict[str, Any]:
     """The ``person --json`` object: the people fields, history, upcoming, followups."""
-    return {**entry, "history": story.get("history", []), "upcoming": story.get("upcoming", []),
-            "followups": [task_json(r) for r in followups_of(key, entry, rows)]}
+    return {**entry, "history": [meeting_json(m) for m in history], "upcoming": story.get("upcoming", []),
+            "followups": [task_json(r) for r in followups]}
 
 
 def sort_people(people: list[dict[str, Any]], by: str = "name") -> list[dict[str, Any]]:

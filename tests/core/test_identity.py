@@ -89,6 +89,9 @@ def test_two_people_merged_into_one_carry_both_histories_and_get_one_catch_up(tm
     people = w.people(now="2026-06-04T10:00:00Z")
     assert people["Ana Lima"]["interactions"] == 2
     assert people["Ana Lima"]["emails"] == ["al@work.example", "ana@example.org"]
+    story = json.loads(w.run("person", "ana lima", "--json", now="2026-06-04T10:00:00Z").stdout)
+    assert [h["summary"] for h in story["history"]] == ["Review", "Coffee"]
+    assert sorted(f["person"] for f in story["followups"]) == ["A. Lima", "Ana Lima"]  # both first meetings
     for day in ("2026-07-10", "2026-07-11", "2026-07-12"):
         w.run("sync", now=f"{day}T10:00:00Z")
     kit = [t for t in w.tasks_json(now="2026-07-12T10:00:00Z") if t["rule"] == "keep_in_touch"]
@@ -147,3 +150,21 @@ def test_a_v1_ledger_is_upgraded_in_place_and_keeps_every_follow_up(tmp_path: Pa
     w.add_contact("bob", vcard("Bob Stone", "bob@new.example", groups="Family"))
     w.run("sync", now="2026-06-16T10:00:00Z")
     assert list(Counter((t["rule"], t["person"]) for t in w.tasks_json(now="2026-06-16T10:00:00Z")).values()) == [1] * 4
+
+
+def test_one_person_at_a_meeting_under_two_addresses_met_once(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.add_contact("bob", vcard("Bob Stone", "bob@example.org", "bob@work.example", uid="bob-1"))
+    w.add_event("e1", event("e1", "20260610T100000", "Sync", ["bob@example.org", "bob@work.example"]))
+    w.run("--backfill", now="2026-06-11T10:00:00Z")
+    assert w.people(now="2026-06-11T10:00:00Z")["Bob Stone"]["interactions"] == 1
+    story = json.loads(w.run("person", "bob@work.example", "--json", now="2026-06-11T10:00:00Z").stdout)
+    assert len(story["history"]) == 1 and story["history"][0]["calendar"] == "personal"
+
+
+def test_read_commands_on_a_v1_ledger_ask_for_a_sync_first(tmp_path: Path) -> None:
+    w = _v1_world(tmp_path)
+    proc = w.run("person", "ana", check=False)
+    assert proc.returncode == 1 and "run `syncd sync`" in proc.stderr and "Traceback" not in proc.stderr
+    w.run("sync", now="2026-06-15T11:00:00Z")
+    assert "Ana Lima" in w.run("person", "ana", now="2026-06-15T11:00:00Z").stdout
