@@ -241,7 +241,8 @@ def test_etag_fallback_without_sync_support(env: Env) -> None:
     env.proxy.reset()
     d = drain(conn.changes(col, first.last.cursor, known, SINCE))
     assert not d.upserts and [h.rsplit("/", 1)[1] for h in d.deletes] == ["e0.ics"]
-    assert env.proxy.requests == [("PROPFIND", col.id)]
+    # absent from the listing is not proof: a GET answering 404 is (SPEC §6)
+    assert env.proxy.requests == [("PROPFIND", col.id), ("GET", f"{path}e0.ics")]
 
 
 def test_multiget_chunks(env: Env) -> None:
