@@ -115,7 +115,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
             return
         conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        # no Accept-Encoding: answers must stay plain XML for the faults that rewrite them
+        drop = ("host", "connection", "accept-encoding")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in drop}
         conn.request(self.command, self.path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
