@@ -11,7 +11,8 @@ continued, then checked against a PROPFIND listing of every etag.
 
 ``fetch()`` reads changed objects with calendar-/addressbook-multiget in chunks of at
 most ``CHUNK`` hrefs. What a multiget refuses (400/413/507) or leaves out is asked
-again in smaller chunks, then with one GET per href.
+again in smaller chunks, then with one GET per href (an href it answers 404 for goes
+straight to its GET).
 
 A partial answer is never the truth (SPEC §6): an object is deleted only for a
 sync-collection 404 entry or a GET answering 404, never for being absent from a
@@ -165,8 +166,11 @@ class Fetched:
     gone: list[str] = field(default_factory=list)
 
 
-def _multiget(http: Http, href: str, kind: str, hrefs: list[str]) -> tuple[list[RawObject], list[str]]:
-    """One multiget: the objects returned, and the hrefs it did not return.
+def _multiget(
+    http: Http, href: str, kind: str, hrefs: list[str]
+) -> tuple[list[RawObject], list[str], set[str]]:
+    """One multiget: the objects returned, the hrefs it did not return, and of those
+    the ones it answered 404 for.
 
     A missing href is never taken as deleted here: the caller asks again.
     """
@@ -175,7 +179,7 @@ def _multiget(http: Http, href: str, kind: str, hrefs: list[str]) -> tuple[list[
     if resp.status in (400, 413, 507):
         log.info("account %s: %s: multiget of %d refused (HTTP %d)",
                  http.account, href, len(hrefs), resp.status)
-        return [], list(hrefs)
+        return [], list(hrefs), set()
     if resp.status != 207:
         raise http.fail("REPORT", href, resp)
     try:
@@ -184,14 +188,19 @@ def _multiget(http: Http, href: str, kind: str, hrefs: list[str]) -> tuple[list[
         raise http.fail("REPORT", href, resp, str(exc)) from None
     wanted = {dav.key(h): h for h in hrefs}
     name = _data_name(kind)
-    out = []
+    out, said_404 = [], set()
     for entry in ms.entries:
+        original = wanted.get(dav.key(entry.href))
         data = entry.text(name)
-        if entry.status != 200 or not data or dav.key(entry.href) not in wanted:
-            continue  # a 404 entry is confirmed by a GET below, like a missing one
-        original = wanted.pop(dav.key(entry.href))
+        if original is None:
+            continue
+        if entry.status == 404:
+            said_404.add(original)  # confirmed by a GET, like a missing one
+        if entry.status != 200 or not data:
+            continue
+        del wanted[dav.key(entry.href)]
         out.append(RawObject(original, entry.text(dav.q(dav.D, "getetag")) or "", data))
-    return out, list(wanted.values())
+    return out, list(wanted.values()), said_404
 
 
 def _get(http: Http, href: str) -> RawObject | None:
@@ -221,18 +230,21 @@ def _fetch_all(http: Http, href: str, kind: str, hrefs: list[str], got: Fetched)
         else:
             got.objects.append(obj)
         return
-    objects, missing = _multiget(http, href, kind, hrefs)
+    objects, missing, said_404 = _multiget(http, href, kind, hrefs)
     got.objects += objects
-    if not missing:
+    for one in (h for h in missing if h in said_404):  # deleted since listed, most likely
+        _fetch_all(http, href, kind, [one], got)
+    rest = [h for h in missing if h not in said_404]
+    if not rest:
         return
     log.info("account %s: %s: multiget left out %d of %d; asking again",
-             http.account, href, len(missing), len(hrefs))
-    if len(missing) == len(hrefs):  # nothing came back: halve, or the same answer repeats
-        half = len(missing) // 2
-        _fetch_all(http, href, kind, missing[:half], got)
-        _fetch_all(http, href, kind, missing[half:], got)
+             http.account, href, len(rest), len(hrefs))
+    if len(rest) == len(hrefs):  # nothing came back: halve, or the same answer repeats
+        half = len(rest) // 2
+        _fetch_all(http, href, kind, rest[:half], got)
+        _fetch_all(http, href, kind, rest[half:], got)
         return
-    _fetch_all(http, href, kind, missing, got)
+    _fetch_all(http, href, kind, rest, got)
 
 
 def fetch(http: Http, href: str, kind: str, hrefs: list[str]) -> Iterator[Fetched]:
@@ -264,7 +276,8 @@ def changes(
     found = listing(http, href, token, known, sync)
     todo = [h for h, etag in found.present.items() if not etag or known.get(h) != etag]
     absent = [h for h in known if h not in found.present] if found.full else []
-    seen = [h for h in found.present if h not in set(todo)] if found.full else []
+    changed = set(todo)
+    seen = [h for h in found.present if h not in changed] if found.full else []
     deletes = [h for h in found.deleted if h not in found.present]
     new_token = found.token
     batches = fetch(http, href, kind, todo + absent)
