@@ -10,9 +10,9 @@ treated as full too. A truncated answer (RFC 6578 §3.6, a 507 for the collectio
 continued, then checked against a PROPFIND listing of every etag.
 
 ``fetch()`` reads changed objects with calendar-/addressbook-multiget in chunks of at
-most ``CHUNK`` hrefs. What a multiget refuses (400/413/507) or leaves out is asked
-again in smaller chunks, then with one GET per href (an href it answers 404 for goes
-straight to its GET).
+most ``CHUNK`` hrefs. A multiget the server refuses (400/413/507) is halved; what an
+answer leaves out is asked again while answers make progress, then with one GET per
+href (an href it answers 404 for goes straight to its GET).
 
 A partial answer is never the truth (SPEC §6): an object is deleted only for a
 sync-collection 404 entry or a GET answering 404, never for being absent from a
@@ -168,9 +168,9 @@ class Fetched:
 
 def _multiget(
     http: Http, href: str, kind: str, hrefs: list[str]
-) -> tuple[list[RawObject], list[str], set[str]]:
+) -> tuple[list[RawObject], list[str], set[str]] | None:
     """One multiget: the objects returned, the hrefs it did not return, and of those
-    the ones it answered 404 for.
+    the ones it answered 404 for; None when the server refuses a multiget this big.
 
     A missing href is never taken as deleted here: the caller asks again.
     """
@@ -179,7 +179,7 @@ def _multiget(
     if resp.status in (400, 413, 507):
         log.info("account %s: %s: multiget of %d refused (HTTP %d)",
                  http.account, href, len(hrefs), resp.status)
-        return [], list(hrefs), set()
+        return None
     if resp.status != 207:
         raise http.fail("REPORT", href, resp)
     try:
@@ -221,37 +221,50 @@ def _get(http: Http, href: str) -> RawObject | None:
 
 
 def _fetch_all(http: Http, href: str, kind: str, hrefs: list[str], got: Fetched) -> None:
-    """Fetch ``hrefs`` into ``got``: multiget, then halves of what it left out, then GETs."""
-    if len(hrefs) == 1:
-        obj = _get(http, hrefs[0])
-        if obj is None:
-            log.info("account %s: %s: gone (GET: 404)", http.account, hrefs[0])
-            got.gone.append(hrefs[0])
-        else:
-            got.objects.append(obj)
-        return
-    objects, missing, said_404 = _multiget(http, href, kind, hrefs)
-    got.objects += objects
-    for one in (h for h in missing if h in said_404):  # deleted since listed, most likely
-        _fetch_all(http, href, kind, [one], got)
-    rest = [h for h in missing if h not in said_404]
-    if not rest:
-        return
-    log.info("account %s: %s: multiget left out %d of %d; asking again",
-             http.account, href, len(rest), len(hrefs))
-    if len(rest) == len(hrefs):  # nothing came back: halve, or the same answer repeats
-        half = len(rest) // 2
-        _fetch_all(http, href, kind, rest[:half], got)
-        _fetch_all(http, href, kind, rest[half:], got)
-        return
-    _fetch_all(http, href, kind, rest, got)
+    """Fetch ``hrefs`` into ``got``.
+
+    A multiget first; one the server refuses is halved. What an answer leaves out is
+    asked again in one multiget while answers make progress, then with one GET each.
+    """
+    while hrefs:
+        if len(hrefs) == 1:
+            _get_one(http, hrefs[0], got)
+            return
+        answer = _multiget(http, href, kind, hrefs)
+        if answer is None:  # refused as too big
+            half = len(hrefs) // 2
+            _fetch_all(http, href, kind, hrefs[:half], got)
+            _fetch_all(http, href, kind, hrefs[half:], got)
+            return
+        objects, missing, said_404 = answer
+        got.objects += objects
+        for one in (h for h in missing if h in said_404):  # deleted since listed, most likely
+            _get_one(http, one, got)
+        rest = [h for h in missing if h not in said_404]
+        if rest:
+            log.info("account %s: %s: multiget left out %d of %d; asking again",
+                     http.account, href, len(rest), len(hrefs))
+        if not objects:  # no progress: one GET each
+            for one in rest:
+                _get_one(http, one, got)
+            return
+        hrefs = rest
+
+
+def _get_one(http: Http, href: str, got: Fetched) -> None:
+    obj = _get(http, href)
+    if obj is None:
+        log.info("account %s: %s: gone (GET: 404)", http.account, href)
+        got.gone.append(href)
+    else:
+        got.objects.append(obj)
 
 
 def fetch(http: Http, href: str, kind: str, hrefs: list[str]) -> Iterator[Fetched]:
     """The objects at ``hrefs`` of collection ``href``, one ``Fetched`` per chunk.
 
-    What a multiget leaves out is asked again in smaller chunks, then one GET each: an
-    href is reported ``gone`` only when its GET answers 404 (SPEC §6).
+    What a multiget leaves out is asked again, then with one GET each: an href is
+    reported ``gone`` only when its GET answers 404 (SPEC §6).
 
     Raises:
         TransientError: an object could be neither fetched nor confirmed gone.

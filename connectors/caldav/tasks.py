@@ -44,16 +44,20 @@ def _encode(task: RemoteTask | None) -> dict[str, Any] | None:
             "cancelled": task.cancelled}
 
 
-def _key(data: str) -> str | None:
-    """The ``X-SYNCD-KEY`` of the object ``data`` (None: not a follow-up syncd wrote)."""
+def _is_ours(data: str, task: TaskSpec) -> bool:
+    """Whether ``data`` is the follow-up ``task``: its ``X-SYNCD-KEY``, or its UID (a
+    client that drops unknown properties on edit keeps the UID, and our UIDs are
+    digests nobody else picks)."""
     try:
         cal = icalendar.Calendar.from_ical(data)
     except Exception:  # icalendar raises many types on bad input; not ours either way
-        return None
+        return False
     for comp in cal.walk():
-        if comp.name in ("VTODO", "VEVENT") and comp.get("x-syncd-key") is not None:
-            return str(comp.get("x-syncd-key"))
-    return None
+        if comp.name in ("VTODO", "VEVENT"):
+            key = comp.get("x-syncd-key")
+            if (key is not None and str(key) == task.key) or str(comp.get("uid", "")) == task.uid:
+                return True
+    return False
 
 
 def _decode(value: dict[str, Any]) -> RemoteTask:
@@ -140,9 +144,9 @@ class TaskSink:
         """Create ``task`` unless our object for it exists.
 
         A 412 (``If-None-Match: *``) is believed only after a GET shows the object and
-        its ``X-SYNCD-KEY`` is the task's; a 412 for an object that is not there is
-        retried, and an object syncd did not write is left alone: the task goes to
-        another href.
+        it is the task's (``X-SYNCD-KEY`` or UID); a 412 for an object that is not there
+        is retried, and an object syncd did not write is left alone: the task goes to
+        another href (``<uid>-1.ics``, ...).
 
         Raises:
             AccountError: the task could not be written (no free href, or a refusal).
@@ -170,7 +174,7 @@ class TaskSink:
                     f"account {self.http.account!r}: {dav.path(href)}: creation refused "
                     f"(HTTP 412) though nothing is there; retried later"
                 )
-            if _key(got.text) == task.key:
+            if _is_ours(got.text, task):
                 log.debug("account %s: %s exists already", self.http.account, href)
                 self._wrote(href)
                 return

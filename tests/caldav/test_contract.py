@@ -291,6 +291,31 @@ def test_put_task_is_idempotent(env: Env) -> None:
     assert "VTODO" in cal["components"]
 
 
+def test_412_is_checked_before_it_is_believed(env: Env) -> None:
+    conn = env.connector()
+    uid = f"{env.tag}-t1"
+    cal = conn.task_calendar()["href"]
+    env.proxy.fault(method="PUT", status=412)  # a 412 with nothing there: written anyway
+    conn.put_task(task(uid))
+    assert list(_task_objects(env, conn)) == ["t1"]
+    # ours, edited by a client that dropped our X- properties: the UID tells, no duplicate
+    text = env.seed.get(f"{cal}{uid}.ics") or ""
+    env.seed.put(f"{cal}{uid}.ics", "\r\n".join(
+        line for line in text.split("\r\n") if not line.startswith("X-SYNCD-")))
+    env.proxy.reset()
+    conn.put_task(task(uid))
+    assert [m for m, _ in env.proxy.requests] == ["PUT", "GET"]
+    # another client's object where ours goes: left alone, ours goes next to it
+    other = f"{env.tag}-t2"
+    theirs = Seeder.event("someone-else").replace("VEVENT", "VTODO").replace("DURATION:PT1H\r\n", "")
+    env.seed.put(f"{cal}{other}.ics", theirs)
+    before = env.seed.get(f"{cal}{other}.ics")
+    conn.put_task(task(other))
+    assert env.seed.get(f"{cal}{other}.ics") == before
+    assert f"UID:{other}" in (env.seed.get(f"{cal}{other}-1.ics") or "")
+    assert other in conn.list_tasks()
+
+
 def _edit(env: Env, href: str, old: str, new: str) -> None:
     text = env.seed.get(href)
     assert text is not None and old in text
