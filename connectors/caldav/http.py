@@ -147,7 +147,7 @@ class Http:
         for attempt in range(self.attempts):
             wait = self.backoff * (2**attempt)
             # a retry may wait only what is left of the pass's budget
-            read = self.timeout if attempt == 0 else max(1.0, min(self.timeout, self._left()))
+            read = self.timeout if attempt == 0 else min(self.timeout, max(1.0, self._left()))
             started = time.monotonic()
             try:
                 self.requests += 1

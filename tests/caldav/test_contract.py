@@ -420,6 +420,25 @@ def test_timeouts_are_retried(env: Env) -> None:
     assert conn.collections() is not None
 
 
+def test_a_hang_is_capped_per_pass(env: Env) -> None:
+    conn = env.connector()
+    conn.http.timeout, conn.http.budget = 0.5, 1.2  # seconds: a short pass budget
+    env.proxy.fault(method="PROPFIND", delay=2, times=100)  # the server hangs
+    with pytest.raises(TransientError, match="backs off"):
+        conn.collections()
+    assert env.proxy.count() < conn.http.attempts  # gave up before the retries ran out
+    env.proxy.reset()
+    conn.http.new_pass()  # the next pass starts with a whole budget
+    assert conn.collections() is not None
+
+
+def test_a_reset_mid_body_is_retried(env: Env) -> None:
+    conn = env.connector()
+    env.proxy.fault(method="PROPFIND", cut=True, times=2)
+    assert conn.collections() is not None
+    assert env.proxy.faults == []
+
+
 def test_persistent_5xx_is_transient_error(env: Env) -> None:
     conn = env.connector()
     env.proxy.fault(status=500, times=100)
