@@ -124,7 +124,8 @@ class CaldavConnector(Connector):
         return set(self.layout().get("addresses", []))
 
     def collections(self) -> list[Collection]:
-        """The configured calendars and address books."""
+        """The configured calendars and address books (a pass starts here)."""
+        self.http.new_pass()
         layout = self.layout()
         out = [Collection(c["href"], c["name"], EVENTS) for c in self._event_calendars(layout)]
         books = self._pick(layout["addressbooks"], self.opts.get("addressbooks"), "address book")

@@ -6,11 +6,17 @@ it negotiates auth with an extra unauthenticated round trip; and it parses every
 eagerly. We use the same HTTP library (niquests, a dependency of ``caldav``) with
 preemptive Basic auth, so auth and TLS are still handled in exactly one place: here.
 
-Policy (SPEC §6): every request has a timeout; 429/503 honour ``Retry-After`` (at most
-``MAX_RETRY_AFTER`` seconds); 5xx, timeouts and connection errors are retried with
-exponential backoff, then raise ``TransientError`` naming the account and the URL; 401
-raises ``AuthError``. Other statuses are returned to the caller. The password never
-reaches a log line or an exception message.
+Policy (SPEC §6): every request has a timeout; 5xx, 429, timeouts and connection
+errors (a reset mid-body included) are retried with exponential backoff, then raise
+``TransientError`` naming the account and the URL; 401 raises ``AuthError``. Other
+statuses are returned to the caller. The password never reaches a log line or an
+exception message.
+
+Waiting is capped per pass, so one slow server cannot hold a pass for minutes: a
+``Retry-After`` longer than ``MAX_RETRY_AFTER`` is not waited for, and all the time a
+pass loses to faults (backoff sleeps, attempts that timed out or broke) is bounded by
+``WAIT_BUDGET``; past either, the request raises ``TransientError`` at once and the
+account backs off (the daemon's exponential backoff) instead of sleeping here.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from syncd.errors import AccountError, AuthError, TransientError
 
 log = logging.getLogger("connectors.caldav")
 
-MAX_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After fails the account for this pass
+WAIT_BUDGET = 60.0  # seconds lost to faults per pass, sleeps and failed attempts together
+PASS_SPAN = 600.0  # a budget older than this belongs to an earlier pass (long-lived daemon)
 CONNECT_TIMEOUT = 10.0
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 429})
 
@@ -98,11 +106,23 @@ class Http:
         self.attempts = 4
         self.backoff = 0.5  # seconds; doubled per attempt
         self.requests = 0  # sent, including retries (diagnostics, tests)
+        self.budget = WAIT_BUDGET
+        self.lost = 0.0  # seconds lost to faults since new_pass()
+        self._pass_at = time.monotonic()
         self.session = niquests.Session()
         self.session.verify = verify
         self.session.headers["User-Agent"] = "syncd"
         if username is not None:
             self.session.auth = (username, password or "")
+
+    def new_pass(self) -> None:
+        """Start a new pass: the time lost to faults is counted afresh."""
+        self.lost, self._pass_at = 0.0, time.monotonic()
+
+    def _left(self) -> float:
+        if time.monotonic() - self._pass_at > PASS_SPAN:
+            self.new_pass()
+        return self.budget - self.lost
 
     def url(self, href: str) -> str:
         """``href`` resolved against the base URL."""
@@ -126,15 +146,24 @@ class Http:
         problem = ""
         for attempt in range(self.attempts):
             wait = self.backoff * (2**attempt)
+            # a retry may wait only what is left of the pass's budget
+            read = self.timeout if attempt == 0 else min(self.timeout, max(1.0, self._left()))
+            started = time.monotonic()
             try:
                 self.requests += 1
                 r = self.session.request(
                     method, url, data=data, headers=dict(headers or {}),
-                    timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
+                    timeout=(min(CONNECT_TIMEOUT, read), read),
                 )
                 content = r.content or b""
-            except (niquests.exceptions.Timeout, niquests.exceptions.ConnectionError) as exc:
+            except (
+                niquests.exceptions.Timeout,
+                niquests.exceptions.ConnectionError,
+                niquests.exceptions.ChunkedEncodingError,  # the connection broke mid-body
+                niquests.exceptions.ContentDecodingError,
+            ) as exc:
                 problem = f"{type(exc).__name__}"
+                self.lost += time.monotonic() - started
                 log.debug("account %s: %s %s: %s", self.account, method, public_url(url), problem)
             except niquests.exceptions.RequestException as exc:
                 raise AccountError(
@@ -149,16 +178,27 @@ class Http:
                 problem = f"HTTP {status}"
                 after = _retry_after(r.headers.get("Retry-After"))
                 if after is not None and status in (429, 503):
-                    wait = min(after, MAX_RETRY_AFTER)
+                    if after > MAX_RETRY_AFTER:
+                        raise self._give_up(method, url, f"{problem}, Retry-After {after:.0f}s")
+                    wait = after
             if attempt + 1 < self.attempts:
+                if wait > self._left():
+                    raise self._give_up(method, url, problem)
                 log.info(
                     "account %s: %s %s: %s; retrying in %.1fs",
                     self.account, method, public_url(url), problem, wait,
                 )
+                self.lost += wait
                 time.sleep(wait)
         raise TransientError(
             f"account {self.account!r}: {method} {public_url(url)}: {problem} "
             f"(after {self.attempts} attempts)"
+        )
+
+    def _give_up(self, method: str, url: str, problem: str) -> TransientError:
+        return TransientError(
+            f"account {self.account!r}: {method} {public_url(url)}: {problem}; "
+            f"not waiting longer in this pass, the account backs off"
         )
 
     def fail(self, method: str, href: str, resp: Response, what: str = "") -> AccountError:

@@ -4,13 +4,20 @@
 ``sync-collection`` REPORT asking only for ``getetag``. When the collection has no
 sync support, or the server rejects the token (403/409/412 ``valid-sync-token``), it
 lists the whole collection instead (a fresh sync-collection, or PROPFIND Depth 1
-``getetag``) and marks the answer ``full``, so deletions are inferred from ``known``.
-A server that ignores the token and silently answers with everything is recognised
-by the unchanged etags it repeats, and treated as full too.
+``getetag``) and marks the answer ``full``. A server that ignores the token and
+silently answers with everything is recognised by the unchanged etags it repeats, and
+treated as full too. A truncated answer (RFC 6578 §3.6, a 507 for the collection) is
+continued, then checked against a PROPFIND listing of every etag.
 
 ``fetch()`` reads changed objects with calendar-/addressbook-multiget in chunks of at
-most ``CHUNK`` hrefs, halving a chunk the server refuses with 400/413/507, and
-tolerating hrefs the server leaves out or answers 404 for.
+most ``CHUNK`` hrefs. A multiget the server refuses (400/413/507) is halved; what an
+answer leaves out is asked again while answers make progress, then with one GET per
+href (an href it answers 404 for goes straight to its GET).
+
+A partial answer is never the truth (SPEC §6): an object is deleted only for a
+sync-collection 404 entry or a GET answering 404, never for being absent from a
+listing or a multiget; an object that can be neither fetched nor confirmed gone fails
+the pass (``TransientError``) before its token is handed to the core.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ log = logging.getLogger("connectors.caldav")
 
 CHUNK = 200
 REJECTED = (403, 409, 412)
+MAX_PAGES = 50  # continuations of a truncated sync-collection answer
 
 
 class Gone(TransientError):
@@ -57,17 +65,26 @@ def _report(http: Http, href: str, body: str) -> dav.Multistatus | int:
         raise http.fail("REPORT", href, resp, str(exc)) from None
 
 
-def _entries(ms: dav.Multistatus, collection: str, listing: Listing) -> None:
+def _entries(ms: dav.Multistatus, collection: str, listing: Listing) -> bool:
+    """Add the entries of ``ms`` to ``listing``; True if the server says it truncated them.
+
+    RFC 6578 §3.6: a truncated answer carries a 507 response for the collection itself.
+    A later entry for the same href wins over an earlier one (pages come in order).
+    """
     own = dav.key(collection)
+    truncated = False
     for entry in ms.entries:
         if dav.key(entry.href).rstrip("/") == own.rstrip("/"):
+            truncated = truncated or entry.status == 507
             continue  # the collection itself
         if entry.status == 404:
+            listing.present.pop(entry.href, None)
             listing.deleted.append(entry.href)
             continue
         if entry.href.endswith("/"):
             continue  # a sub-collection
         listing.present[entry.href] = entry.text(dav.q(dav.D, "getetag")) or ""
+    return truncated
 
 
 def _propfind_listing(http: Http, href: str) -> Listing:
@@ -94,7 +111,11 @@ def listing(
     """What changed in collection ``href`` since ``token`` (None: everything).
 
     The answer is ``full`` when it lists the whole collection (an initial sync, a
-    rejected token, no sync support): then anything in ``known`` it omits is gone.
+    rejected token, no sync support): then anything in ``known`` it omits may be gone,
+    which the caller confirms with a GET. A truncated answer (RFC 6578 §3.6) is
+    continued with the token it carries, up to ``MAX_PAGES``; because a truncated answer
+    says only that something is missing, not what, the collection's etags are then
+    listed in full as well (PROPFIND) and the answer becomes ``full``.
     """
     if not sync:
         return _propfind_listing(http, href)
@@ -107,7 +128,22 @@ def listing(
         log.info("account %s: %s: no sync-collection; listing etags", http.account, href)
         return _propfind_listing(http, href)
     out = Listing(token=ms.sync_token, full=token is None)
-    _entries(ms, href, out)
+    truncated = _entries(ms, href, out)
+    was_truncated = truncated
+    for _ in range(MAX_PAGES):
+        if not truncated or out.token is None:
+            break
+        log.info("account %s: %s: answer truncated by the server; continuing", http.account, href)
+        page = _report(http, href, dav.sync_collection(out.token, "D:getetag"))
+        if isinstance(page, int) or page.sync_token is None:
+            break  # the continuation was refused: the PROPFIND below lists everything
+        out.token = page.sync_token
+        truncated = _entries(page, href, out)
+    if was_truncated:
+        everything = _propfind_listing(http, href)
+        out.deleted = [h for h in out.deleted if h not in everything.present]
+        out.present = everything.present
+        out.full = True
     if token is not None and not out.full and known:
         same = sum(1 for h, e in out.present.items() if e and known.get(h) == e)
         if same >= max(1, len(known) // 2):
@@ -122,17 +158,28 @@ def _data_name(kind: str) -> str:
     return dav.q(dav.CR, "address-data") if kind == CONTACTS else dav.q(dav.C, "calendar-data")
 
 
-def _multiget(http: Http, href: str, kind: str, hrefs: list[str]) -> list[RawObject]:
+@dataclass
+class Fetched:
+    """What one chunk of ``fetch()`` found: the objects, and the hrefs a GET answered 404."""
+
+    objects: list[RawObject] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+
+
+def _multiget(
+    http: Http, href: str, kind: str, hrefs: list[str]
+) -> tuple[list[RawObject], list[str], set[str]] | None:
+    """One multiget: the objects returned, the hrefs it did not return, and of those
+    the ones it answered 404 for; None when the server refuses a multiget this big.
+
+    A missing href is never taken as deleted here: the caller asks again.
+    """
     ns = "CR" if kind == CONTACTS else "C"
     resp = http.request("REPORT", href, dav.multiget(ns, hrefs), {**dav.XML_HEADERS, "Depth": "1"})
-    if resp.status in (400, 413, 507) and len(hrefs) > 1:
-        half = len(hrefs) // 2
-        log.info("account %s: %s: multiget of %d refused; halving", http.account, href, len(hrefs))
-        return _multiget(http, href, kind, hrefs[:half]) + _multiget(http, href, kind, hrefs[half:])
     if resp.status in (400, 413, 507):
-        log.warning("account %s: %s: server refuses to return it (HTTP %d); skipped",
-                    http.account, hrefs[0], resp.status)
-        return []
+        log.info("account %s: %s: multiget of %d refused (HTTP %d)",
+                 http.account, href, len(hrefs), resp.status)
+        return None
     if resp.status != 207:
         raise http.fail("REPORT", href, resp)
     try:
@@ -141,48 +188,128 @@ def _multiget(http: Http, href: str, kind: str, hrefs: list[str]) -> list[RawObj
         raise http.fail("REPORT", href, resp, str(exc)) from None
     wanted = {dav.key(h): h for h in hrefs}
     name = _data_name(kind)
-    out = []
+    out, said_404 = [], set()
     for entry in ms.entries:
-        original = wanted.pop(dav.key(entry.href), None)
+        original = wanted.get(dav.key(entry.href))
         data = entry.text(name)
-        if original is None or entry.status != 200 or not data:
+        if original is None:
             continue
+        if entry.status == 404:
+            said_404.add(original)  # confirmed by a GET, like a missing one
+        if entry.status != 200 or not data:
+            continue
+        del wanted[dav.key(entry.href)]
         out.append(RawObject(original, entry.text(dav.q(dav.D, "getetag")) or "", data))
-    for missing in wanted.values():
-        log.info("account %s: %s: not returned by multiget (gone?)", http.account, missing)
-    return out
+    return out, list(wanted.values()), said_404
 
 
-def fetch(http: Http, href: str, kind: str, hrefs: list[str]) -> Iterator[list[RawObject]]:
-    """The objects at ``hrefs`` of collection ``href``, one list per chunk."""
+def _get(http: Http, href: str) -> RawObject | None:
+    """The object at ``href``, or None when the server answers 404/410 (it is gone).
+
+    Raises:
+        TransientError: the server would not say (anything but 200 or 404/410).
+    """
+    resp = http.request("GET", href)
+    if resp.status in (404, 410):
+        return None
+    if resp.status != 200 or not resp.content:
+        raise TransientError(
+            f"account {http.account!r}: {dav.path(href)}: listed but not returned "
+            f"(GET: HTTP {resp.status}); the pass is retried later"
+        )
+    return RawObject(href, resp.headers.get("ETag") or resp.headers.get("etag") or "", resp.text)
+
+
+def _fetch_all(http: Http, href: str, kind: str, hrefs: list[str], got: Fetched) -> None:
+    """Fetch ``hrefs`` into ``got``.
+
+    A multiget first; one the server refuses is halved. What an answer leaves out is
+    asked again in one multiget while answers make progress, then with one GET each.
+    """
+    while hrefs:
+        if len(hrefs) == 1:
+            _get_one(http, hrefs[0], got)
+            return
+        answer = _multiget(http, href, kind, hrefs)
+        if answer is None:  # refused as too big
+            half = len(hrefs) // 2
+            _fetch_all(http, href, kind, hrefs[:half], got)
+            _fetch_all(http, href, kind, hrefs[half:], got)
+            return
+        objects, missing, said_404 = answer
+        got.objects += objects
+        for one in (h for h in missing if h in said_404):  # deleted since listed, most likely
+            _get_one(http, one, got)
+        rest = [h for h in missing if h not in said_404]
+        if rest:
+            log.info("account %s: %s: multiget left out %d of %d; asking again",
+                     http.account, href, len(rest), len(hrefs))
+        if not objects:  # no progress: one GET each
+            for one in rest:
+                _get_one(http, one, got)
+            return
+        hrefs = rest
+
+
+def _get_one(http: Http, href: str, got: Fetched) -> None:
+    obj = _get(http, href)
+    if obj is None:
+        log.info("account %s: %s: gone (GET: 404)", http.account, href)
+        got.gone.append(href)
+    else:
+        got.objects.append(obj)
+
+
+def fetch(http: Http, href: str, kind: str, hrefs: list[str]) -> Iterator[Fetched]:
+    """The objects at ``hrefs`` of collection ``href``, one ``Fetched`` per chunk.
+
+    What a multiget leaves out is asked again, then with one GET each: an href is
+    reported ``gone`` only when its GET answers 404 (SPEC §6).
+
+    Raises:
+        TransientError: an object could be neither fetched nor confirmed gone.
+    """
     for i in range(0, len(hrefs), CHUNK):
-        yield _multiget(http, href, kind, hrefs[i : i + CHUNK])
+        got = Fetched()
+        _fetch_all(http, href, kind, hrefs[i : i + CHUNK], got)
+        yield got
 
 
 def changes(
     http: Http, href: str, kind: str, cursor: str | None, known: Mapping[str, str], sync: bool
 ) -> Iterator[ChangeBatch]:
-    """The ``Connector.changes`` of one collection; the cursor is JSON ``{"token": ...}``."""
+    """The ``Connector.changes`` of one collection; the cursor is JSON ``{"token": ...}``.
+
+    Nothing is deleted for being absent from a listing: a full listing's absentees are
+    fetched like changed objects, and only those a GET answers 404 for are deleted. When
+    such an absentee turns out to exist, the listing was partial: its token is not kept
+    (the next pass lists everything again).
+    """
     token = _token(cursor) if sync else None
     found = listing(http, href, token, known, sync)
     todo = [h for h, etag in found.present.items() if not etag or known.get(h) != etag]
+    absent = [h for h in known if h not in found.present] if found.full else []
     changed = set(todo)
     seen = [h for h in found.present if h not in changed] if found.full else []
-    deletes = list(found.deleted)
-    if found.full:
-        deletes = [h for h in known if h not in found.present]
-    new_cursor = json.dumps({"token": found.token}) if found.token else json.dumps({"token": None})
-    batches = fetch(http, href, kind, todo)
+    deletes = [h for h in found.deleted if h not in found.present]
+    new_token = found.token
+    batches = fetch(http, href, kind, todo + absent)
+    absentees = set(absent)
     pending = next(batches, None)
     first = True
     while True:
         nxt = next(batches, None) if pending is not None else None
         last = nxt is None
-        batch = ChangeBatch(upserts=pending or [])
+        got = pending or Fetched()
+        if any(o.href in absentees for o in got.objects):
+            log.info("account %s: %s: the listing left out objects that exist; "
+                     "listing everything next pass", http.account, href)
+            new_token = None
+        batch = ChangeBatch(upserts=got.objects, deletes=list(got.gone))
         if first:
-            batch.deletes, batch.seen, first = deletes, seen, False
+            batch.deletes, batch.seen, first = deletes + batch.deletes, seen, False
         if last:
-            batch.done, batch.cursor, batch.full = True, new_cursor, found.full
+            batch.done, batch.cursor, batch.full = True, json.dumps({"token": new_token}), found.full
         yield batch
         if last:
             return

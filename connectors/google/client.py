@@ -7,12 +7,17 @@ endpoint is the keyring JSON's ``token_uri``, so no request goes anywhere else.
 
 googleapiclient's own retries stay off (``num_retries=0``); ``Client.execute`` retries
 429, 403 ``rateLimitExceeded``/``userRateLimitExceeded``, 5xx and connection errors
-with exponential backoff and full jitter, honouring ``Retry-After`` (bounded), and
-then raises ``TransientError``. ``invalid_grant`` on refresh is an ``AuthError`` at once.
+(a connection broken off mid-body included) with exponential backoff and full jitter,
+honouring ``Retry-After``, and then raises ``TransientError``. Waiting is capped per
+pass as in the CalDAV connector: a ``Retry-After`` over ``max_retry_after`` is not
+waited for, and the delays of one pass together stay under ``wait_budget``; past
+either, ``TransientError`` at once, and the account backs off instead.
+``invalid_grant`` on refresh is an ``AuthError`` at once.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -61,7 +66,10 @@ class Client:
 
     attempts = 5
     base_delay = 1.0
-    max_delay = 60.0  # bound for backoff and Retry-After, seconds
+    max_delay = 60.0  # bound for backoff, seconds
+    max_retry_after = 30.0  # a longer Retry-After fails the account for this pass
+    wait_budget = 60.0  # seconds of delays per pass, all requests together
+    pass_span = 600.0  # delays older than this belong to an earlier pass (daemon)
     timeout = 30
 
     def __init__(self, ctx: Context, api_root: str | None,
@@ -76,6 +84,8 @@ class Client:
         self.http = google_auth_httplib2.AuthorizedHttp(
             self.credentials, http=httplib2.Http(timeout=self.timeout))
         self._services: dict[str, Any] = {}
+        self.waited = 0.0  # delays of this pass
+        self._pass_at = time.monotonic()
 
     def service(self, api: str) -> Any:
         """The ``calendar``, ``people`` or ``tasks`` service (built once)."""
@@ -111,18 +121,29 @@ class Client:
                     raise TransientError(
                         f"account {self.account!r}: {what}: HTTP {status_of(exc)} "
                         f"after {attempt} attempts") from exc
-                log.info("account %s: %s: HTTP %s, retrying in %.1fs", self.account, what,
-                         status_of(exc), delay)
-                self.sleep(delay)
+                self._wait(delay, what, f"HTTP {status_of(exc)}", exc)
                 continue
-            except (TimeoutError, OSError, httplib2.HttpLib2Error, TransportError) as exc:
+            except (TimeoutError, OSError, httplib2.HttpLib2Error, TransportError,
+                    http.client.HTTPException) as exc:  # IncompleteRead: broken off mid-body
                 if attempt == self.attempts:
-                    raise TransientError(f"account {self.account!r}: {what}: {exc}") from exc
-                self.sleep(self._backoff(attempt))
+                    raise TransientError(f"account {self.account!r}: {what}: {exc!r}") from exc
+                self._wait(self._backoff(attempt), what, type(exc).__name__, exc)
                 continue
             self._write_back()
             return result
         raise AssertionError("unreachable")
+
+    def _wait(self, delay: float, what: str, problem: str, exc: Exception) -> None:
+        """Sleep ``delay`` before a retry, or raise when the pass may not wait that long."""
+        if time.monotonic() - self._pass_at > self.pass_span:
+            self.waited, self._pass_at = 0.0, time.monotonic()
+        if delay > self.max_retry_after or self.waited + delay > self.wait_budget:
+            raise TransientError(
+                f"account {self.account!r}: {what}: {problem}, retry in {delay:.0f}s; "
+                f"not waiting longer in this pass, the account backs off") from exc
+        log.info("account %s: %s: %s, retrying in %.1fs", self.account, what, problem, delay)
+        self.waited += delay
+        self.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
@@ -135,7 +156,7 @@ class Client:
             return None
         after = (exc.resp.get("retry-after") if exc.resp is not None else None) or ""
         if after.strip().isdigit():
-            return min(float(after), self.max_delay)
+            return float(after)  # _wait refuses one longer than max_retry_after
         return self._backoff(attempt)
 
     def _refresh_error(self, exc: RefreshError) -> AccountError:

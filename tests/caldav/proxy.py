@@ -6,7 +6,13 @@ reached it. ``fault()`` queues faults for the next matching requests:
 
 - ``status=500`` (or 412, 403, 429, ...): answer that status without forwarding;
 - ``drop=True``: close the connection without answering;
-- ``delay=1.5``: wait, then forward.
+- ``delay=1.5``: wait, then forward;
+- ``cut=True``: forward, then send the headers (full ``Content-Length``) and half the
+  body, and close the connection (a reset mid-body);
+- ``keep=N``: forward, and pass on only the first N ``D:response`` elements of a 207
+  answer (a well-formed but truncated answer, sync token kept); with ``marker=True``
+  the answer also says so, as RFC 6578 §3.6 does (a 507 response for the collection);
+- ``shuffle=True``: forward, with the ``D:response`` elements in reverse order.
 
 A fault matches by ``method``, a ``path`` regex and a ``body`` regex (all optional).
 """
@@ -20,6 +26,35 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from lxml import etree
+
+DAV = "{DAV:}"
+
+
+def rewrite(data: bytes, path: str, fault: Fault) -> bytes:
+    """A 207 body with its responses truncated (``keep``, ``marker``) or reversed."""
+    try:
+        root = etree.fromstring(data)
+    except etree.XMLSyntaxError:
+        return data
+    responses = root.findall(f"{DAV}response")
+    for r in responses:
+        root.remove(r)
+    if fault.shuffle:
+        responses.reverse()
+    if fault.keep is not None:
+        responses = responses[: fault.keep]
+    token = root.find(f"{DAV}sync-token")
+    at = list(root).index(token) if token is not None else len(root)
+    for i, r in enumerate(responses):
+        root.insert(at + i, r)
+    if fault.marker:
+        r = etree.Element(f"{DAV}response")
+        etree.SubElement(r, f"{DAV}href").text = path
+        etree.SubElement(r, f"{DAV}status").text = "HTTP/1.1 507 Insufficient Storage"
+        root.insert(at + len(responses), r)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 METHODS = ("GET", "PUT", "DELETE", "POST", "HEAD", "OPTIONS", "PROPFIND", "PROPPATCH",
            "REPORT", "MKCOL", "MKCALENDAR", "MOVE", "COPY")
@@ -37,6 +72,10 @@ class Fault:
     drop: bool = False
     delay: float = 0.0
     headers: dict[str, str] | None = None
+    cut: bool = False
+    keep: int | None = None
+    marker: bool = False
+    shuffle: bool = False
 
     def matches(self, method: str, path: str, body: bytes = b"") -> bool:
         return (
@@ -76,11 +115,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
             return
         conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        # no Accept-Encoding: answers must stay plain XML for the faults that rewrite them
+        drop = ("host", "connection", "accept-encoding")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in drop}
         conn.request(self.command, self.path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         conn.close()
+        if fault is not None and resp.status == 207 and (fault.keep is not None or fault.shuffle):
+            data = rewrite(data, self.path, fault)
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() in ("transfer-encoding", "connection", "content-length"):
@@ -90,6 +133,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if fault is not None and fault.cut:
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         if self.command != "HEAD":
             self.wfile.write(data)
 

@@ -241,7 +241,8 @@ def test_etag_fallback_without_sync_support(env: Env) -> None:
     env.proxy.reset()
     d = drain(conn.changes(col, first.last.cursor, known, SINCE))
     assert not d.upserts and [h.rsplit("/", 1)[1] for h in d.deletes] == ["e0.ics"]
-    assert env.proxy.requests == [("PROPFIND", col.id)]
+    # absent from the listing is not proof: a GET answering 404 is (SPEC §6)
+    assert env.proxy.requests == [("PROPFIND", col.id), ("GET", f"{path}e0.ics")]
 
 
 def test_multiget_chunks(env: Env) -> None:
@@ -288,6 +289,31 @@ def test_put_task_is_idempotent(env: Env) -> None:
     assert "DUE;VALUE=DATE:20250301" in objects["t1"]
     cal = next(c for c in env.state[DISCOVERY_KEY]["calendars"] if c["name"] == env.name("Follow-ups"))
     assert "VTODO" in cal["components"]
+
+
+def test_412_is_checked_before_it_is_believed(env: Env) -> None:
+    conn = env.connector()
+    uid = f"{env.tag}-t1"
+    cal = conn.task_calendar()["href"]
+    env.proxy.fault(method="PUT", status=412)  # a 412 with nothing there: written anyway
+    conn.put_task(task(uid))
+    assert list(_task_objects(env, conn)) == ["t1"]
+    # ours, edited by a client that dropped our X- properties: the UID tells, no duplicate
+    text = env.seed.get(f"{cal}{uid}.ics") or ""
+    env.seed.put(f"{cal}{uid}.ics", "\r\n".join(
+        line for line in text.split("\r\n") if not line.startswith("X-SYNCD-")))
+    env.proxy.reset()
+    conn.put_task(task(uid))
+    assert [m for m, _ in env.proxy.requests] == ["PUT", "GET"]
+    # another client's object where ours goes: left alone, ours goes next to it
+    other = f"{env.tag}-t2"
+    theirs = Seeder.event("someone-else").replace("VEVENT", "VTODO").replace("DURATION:PT1H\r\n", "")
+    env.seed.put(f"{cal}{other}.ics", theirs)
+    before = env.seed.get(f"{cal}{other}.ics")
+    conn.put_task(task(other))
+    assert env.seed.get(f"{cal}{other}.ics") == before
+    assert f"UID:{other}" in (env.seed.get(f"{cal}{other}-1.ics") or "")
+    assert other in conn.list_tasks()
 
 
 def _edit(env: Env, href: str, old: str, new: str) -> None:
@@ -392,6 +418,25 @@ def test_timeouts_are_retried(env: Env) -> None:
     conn.http.timeout = 0.5
     env.proxy.fault(method="PROPFIND", delay=1.5)
     assert conn.collections() is not None
+
+
+def test_a_hang_is_capped_per_pass(env: Env) -> None:
+    conn = env.connector()
+    conn.http.timeout, conn.http.budget = 0.5, 1.2  # seconds: a short pass budget
+    env.proxy.fault(method="PROPFIND", delay=2, times=100)  # the server hangs
+    with pytest.raises(TransientError, match="backs off"):
+        conn.collections()
+    assert env.proxy.count() < conn.http.attempts  # gave up before the retries ran out
+    env.proxy.reset()
+    conn.http.new_pass()  # the next pass starts with a whole budget
+    assert conn.collections() is not None
+
+
+def test_a_reset_mid_body_is_retried(env: Env) -> None:
+    conn = env.connector()
+    env.proxy.fault(method="PROPFIND", cut=True, times=2)
+    assert conn.collections() is not None
+    assert env.proxy.faults == []
 
 
 def test_persistent_5xx_is_transient_error(env: Env) -> None:

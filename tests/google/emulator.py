@@ -59,6 +59,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     reason: str = "backendError"
     body: dict[str, Any] | None = None
+    cut: bool = False  # answer normally, but break the connection off mid-body
 
 
 class ApiError(Exception):
@@ -229,10 +230,14 @@ class GoogleEmulator:
 
     # -- faults and log ----------------------------------------------------------
     def fail(self, path: str, status: int, times: int = 1, headers: dict[str, str] | None = None,
-             reason: str = "", body: dict[str, Any] | None = None) -> None:
-        """The next ``times`` requests whose path matches regex ``path`` answer ``status``."""
+             reason: str = "", body: dict[str, Any] | None = None, cut: bool = False) -> None:
+        """The next ``times`` requests whose path matches regex ``path`` answer ``status``.
+
+        With ``cut``, they are answered normally but the connection breaks off after
+        half the body (``status`` is ignored).
+        """
         self.faults.append(Fault(re.compile(path), status, times, headers or {},
-                                 reason or _STATUS.get(status, ("", "backendError"))[1], body))
+                                 reason or _STATUS.get(status, ("", "backendError"))[1], body, cut))
 
     def count(self, method: str | None = None, path: str = "") -> int:
         """How many logged requests match ``method`` and regex ``path``."""
@@ -379,9 +384,13 @@ class GoogleEmulator:
         with self.lock:
             entry = Logged(method, path, query, headers.get("host", ""))
             self.requests.append(entry)
+            cut = False
             for fault in self.faults:
                 if fault.times > 0 and fault.pattern.search(path):
                     fault.times -= 1
+                    if fault.cut:
+                        cut = True
+                        break
                     err = ApiError(fault.status, "injected fault", fault.reason, fault.body)
                     entry.status = fault.status
                     return fault.status, err.body, fault.headers
@@ -390,7 +399,7 @@ class GoogleEmulator:
             except ApiError as exc:
                 status, out = exc.status, exc.body
             entry.status = status
-            return status, out, {}
+            return status, out, {CUT: "1"} if cut else {}
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any,
                headers: dict[str, str]) -> tuple[int, Any]:
@@ -675,6 +684,9 @@ _ROUTES: list[tuple[str, str, Callable[..., tuple[int, Any]]]] = [
 ]
 
 
+CUT = "X-Emulator-Cut"  # internal: the handler breaks this answer off mid-body
+
+
 class _Handler(BaseHTTPRequestHandler):
     emu: GoogleEmulator
     protocol_version = "HTTP/1.1"
@@ -703,6 +715,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         payload = b"" if out is None else json.dumps(out).encode()
+        cut = extra.pop(CUT, None) is not None
         self.send_response(status)
         for k, v in extra.items():
             self.send_header(k, v)
@@ -710,6 +723,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
+        if cut:
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve

@@ -265,6 +265,26 @@ def test_500_and_429_are_retried(google_emulator: GoogleEmulator, make_connector
     assert google_emulator.count("GET", r"/events$") == 3
 
 
+def test_connection_broken_off_mid_body_is_retried(google_emulator: GoogleEmulator,
+                                                   make_connector: Any) -> None:
+    google_emulator.add_event(EMAIL, meeting(1))
+    conn = make_connector()
+    coll = conn.collections()[0]
+    google_emulator.fail(r"/events$", 200, times=1, cut=True)  # half the body, then the reset
+    [batch] = drain(conn, coll)
+    assert len(batch.upserts) == 1
+    assert google_emulator.count("GET", r"/events$") == 2 and len(conn.sleeps) == 1
+
+
+def test_long_retry_after_is_not_waited_for(google_emulator: GoogleEmulator, make_connector: Any) -> None:
+    conn = make_connector()
+    google_emulator.fail(r"/calendarList", 429, times=1, headers={"Retry-After": "3600"})
+    with pytest.raises(TransientError, match="backs off"):
+        conn.collections()
+    assert conn.sleeps == [] and google_emulator.count("GET", "calendarList") == 1
+    assert conn.collections()  # the next pass goes on
+
+
 def test_persistent_5xx_is_transient(google_emulator: GoogleEmulator, make_connector: Any) -> None:
     conn = make_connector()
     google_emulator.fail(r"/calendarList", 503, times=99)
