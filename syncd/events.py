@@ -225,9 +225,13 @@ MAX_COUNT = 100_000
 _PERIOD = {"SECONDLY": dt.timedelta(seconds=1), "MINUTELY": dt.timedelta(minutes=1),
            "HOURLY": dt.timedelta(hours=1), "DAILY": dt.timedelta(days=1), "WEEKLY": dt.timedelta(weeks=1)}
 _MONTHS = {"MONTHLY": 1, "YEARLY": 12}
-_FIRST_SPAN = dt.timedelta(hours=1)
 _MIN_SPAN = dt.timedelta(minutes=1)
 _TARGET = 500  # occurrences per span walked
+_YEAR = dt.timedelta(days=366)
+#: per BYxxx value, at most this many instances in one period of each FREQ
+_PER_BYDAY = {"MONTHLY": 5, "YEARLY": 53}
+_PER_BYMONTHDAY = {"YEARLY": 12}
+_PER_BYWEEKNO = {"YEARLY": 7}
 
 
 def _rule_value(rule: Any, key: str, default: Any = None) -> Any:
@@ -267,6 +271,54 @@ def _shifted_start(start: dt.date, freq: str, interval: int, anchor: dt.datetime
         return _months_later(start, steps * months)
     except ValueError:  # the 31st or 29 Feb does not exist in the target month
         return None
+
+
+def _most(comps: list[icalendar.cal.Component], start: dt.datetime, end: dt.datetime) -> int | None:
+    """An upper bound of the occurrences of a series in [start, end); None: unknown.
+
+    Every BYxxx value counts as an expansion (a filter is counted too: a bound, not a count).
+    """
+    most = 0
+    for comp in comps:
+        rule = comp.get("rrule")
+        rdates = comp.get("rdate")
+        most += 1 + sum(len(r.dts) for r in (rdates if isinstance(rdates, list) else [rdates]) if r is not None)
+        if rule is None:
+            continue
+        if isinstance(rule, list):
+            return None
+        freq = str(_rule_value(rule, "FREQ", "")).upper()
+        interval = _rule_value(rule, "INTERVAL", 1)
+        if not isinstance(interval, int) or interval < 1 or (freq not in _PERIOD and freq not in _MONTHS):
+            return None
+        period = _PERIOD.get(freq) or _YEAR * _MONTHS[freq] / 12 * 0.9  # months are 28 days or more
+        per = 1
+        for key, values in rule.items():
+            if key.startswith("BY") and key != "BYSETPOS" and isinstance(values, list):
+                factor = {"BYDAY": _PER_BYDAY, "BYMONTHDAY": _PER_BYMONTHDAY, "BYWEEKNO": _PER_BYWEEKNO}.get(key, {})
+                per *= len(values) * factor.get(freq, 1)
+        periods = (end - start) // (period * interval) + 2
+        count = _rule_value(rule, "COUNT")
+        most += min(periods * per, count) if isinstance(count, int) else periods * per
+    return most
+
+
+def _finest(comps: list[icalendar.cal.Component]) -> dt.timedelta:
+    """The shortest gap two instances of the series' rules can have.
+
+    Instances have distinct start times, so a span of ``n`` such gaps holds at most
+    ``n + 1`` of them, however the rule is built.
+    """
+    finest = dt.timedelta(days=1)
+    for comp in comps:
+        rules = comp.get("rrule")
+        for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+            freq = str(_rule_value(rule, "FREQ", "")).upper()
+            for key, unit in (("SECONDLY", dt.timedelta(seconds=1)), ("MINUTELY", dt.timedelta(minutes=1)),
+                              ("HOURLY", dt.timedelta(hours=1))):
+                if freq == key or rule.get("BY" + key[:-2]):  # BYSECOND, BYMINUTE, BYHOUR
+                    finest = min(finest, unit)
+    return finest
 
 
 def _movable(comp: icalendar.cal.Component) -> bool:
@@ -347,7 +399,11 @@ def _expand_series(uid: str, series: _Series, start: dt.datetime, end: dt.dateti
     """Occurrences starting in [start, end), in order, walked backwards span by span."""
     deadline = time.monotonic() + SERIES_SECONDS
     spans: list[list[Occurrence]] = []
-    total, span, hi, stop = 0, _FIRST_SPAN, end, ""
+    most = _most(series.comps, start, end)
+    # A series that cannot fill the budget is read in one go (most are: weekly meetings,
+    # birthdays); a dense one in spans that cannot hold much more than _TARGET.
+    widest = end - start if most is not None and most <= MAX_PER_SERIES else _TARGET * _finest(series.comps)
+    total, span, hi, stop = 0, widest, end, ""
     while hi > start:
         lo = max(hi - span, start)
         found = [_occurrence(c, uid, zone, True, order) for c in series.between(lo, hi)]
@@ -362,7 +418,7 @@ def _expand_series(uid: str, series: _Series, start: dt.datetime, end: dt.dateti
             stop = "time"
             break
         if len(found) < _TARGET // 4:
-            span *= 2
+            span = min(span * 2, widest)
         elif len(found) > _TARGET:
             span = max(span / 2, _MIN_SPAN)
         hi = lo
