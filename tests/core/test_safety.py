@@ -117,7 +117,7 @@ def test_a_ledger_in_a_shared_sticky_folder_leaves_the_folder_alone(tmp_path: Pa
 def _small_disk(path: Path, size: str) -> Iterator[bool]:
     """A tmpfs of ``size`` at ``path`` if this machine lets us mount one (True), else nothing (False)."""
     path.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
+    if not size or os.geteuid() != 0 or shutil.which("mount") is None:
         yield False
         return
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
@@ -137,18 +137,21 @@ def _integrity(ledger: Path) -> str:
         conn.close()
 
 
-def test_a_full_disk_names_the_ledger_and_keeps_it_intact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["tmpfs", "fsize"])
+def test_a_full_disk_names_the_ledger_and_keeps_it_intact(tmp_path: Path, how: str) -> None:
     world = World(tmp_path / "w")
     disk = tmp_path / "disk"
-    with _small_disk(disk, "160k") as mounted:
+    with _small_disk(disk, "512k" if how == "tmpfs" else "") as mounted:
+        if how == "tmpfs" and not mounted:
+            pytest.skip("cannot mount a tmpfs here (the fsize case covers the same path)")
         text = world.config.read_text()
         world.config.write_text(text.replace(str(world.root / "state" / "ledger.sqlite3"), str(disk / "ledger.sqlite3")))
         _meetings(world, 4)
         world.run("--backfill", now=NOW)
         before = world.people()
         # a few hundred more events do not fit
-        for i in range(400):
-            world.add_event(f"big{i}", event(f"big{i}@t", "20260301T100000", "Long notes " + "x" * 600,
+        for i in range(600):
+            world.add_event(f"big{i}", event(f"big{i}@t", "20260301T100000", "Long notes " + "x" * 1200,
                                              [f"p{i}@example.com"]), second=True)
         limit = None
         if not mounted:  # no tmpfs here: the same ENOSPC/EFBIG path, through a file size limit
