@@ -36,7 +36,7 @@ BOUNDS: dict[str, tuple[Any, Any]] = {
     "rules.birthday.days_before": (0, 366),
 }
 #: what an account may be called: its name is a keyring user and a credentials file name
-_ACCOUNT_NAME = re.compile(r"[^\x00-\x20\x7f/\\.][^\x00-\x1f\x7f/\\]*")
+_ACCOUNT_NAME = re.compile(r"[^\x00-\x20\x7f-\x9f/\\.][^\x00-\x1f\x7f-\x9f/\\]*")
 #: pseudo file systems: a ledger there cannot work
 _PSEUDO = (Path("/proc"), Path("/sys"), Path("/dev"))
 
@@ -307,11 +307,21 @@ def _brief(value: Any) -> Any:
     return value if value is MISSING else _Brief(value)
 
 
+def _shown(value: Any) -> str:
+    """A bound as a config would spell it: 7d, 1m, 366."""
+    if not isinstance(value, dt.timedelta):
+        return str(value)
+    minutes = value // dt.timedelta(minutes=1)
+    for unit in ("w", "d", "h"):
+        if minutes % _MINUTES[unit] == 0:
+            return f"{minutes // _MINUTES[unit]}{unit}"
+    return f"{minutes}m"
+
+
 def _bounded(key: str, value: Any) -> Any:
     least, most = BOUNDS.get(key, (None, None))
     if least is not None and value is not None and not least <= value <= most:
-        show = (lambda v: f"{v // dt.timedelta(minutes=1)}m") if isinstance(least, dt.timedelta) else str
-        raise Invalid(f"a value from {show(least)} to {show(most)}")
+        raise Invalid(f"a value from {_shown(least)} to {_shown(most)}")
     return value
 
 
@@ -390,8 +400,6 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         raise ConfigError(path, "(file)", str(exc), "valid TOML") from None
     except RecursionError:
         raise ConfigError(path, "(file)", "tables or arrays nested too deep", "a config file") from None
-    if "accounts" not in raw:
-        raise ConfigError(path, "accounts", MISSING, "at least one [accounts.NAME] table; see config.example.toml")
     flat = _split_sections(path, raw)
     sec = {name: _section(path, name, flat.get(name, {}), schema) for name, schema in SCHEMA.items()}
     registry = registry if registry is not None else plugins.registry()
@@ -403,6 +411,9 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         raise ConfigError(path, "syncd.write_to", write_to, "the name of an account: " + ", ".join(names))
     if write_to is not None and not getattr(registry[accounts[names.index(write_to)].type], "tasks", False):
         raise ConfigError(path, "syncd.write_to", write_to, "an account whose type can receive tasks")
+    if not accounts:
+        raise ConfigError(path, "accounts", _brief(flat["accounts"]) if "accounts" in flat else MISSING,
+                          "at least one [accounts.NAME] table; see config.example.toml")
     fm, kit, bd, inf = sec["rules.first_meeting"], sec["rules.keep_in_touch"], sec["rules.birthday"], sec["inference"]
     ledger = s["ledger"] or paths.state_dir() / "ledger.sqlite3"
     _check_ledger(path, ledger)
@@ -433,8 +444,6 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
 def _accounts(path: Path, table: Any, registry: Mapping[str, type]) -> list[Account]:
     if not isinstance(table, dict):
         raise ConfigError(path, "[accounts]", table, "a table of account tables")
-    if not table:
-        raise ConfigError(path, "accounts", _brief(table), "at least one [accounts.NAME] table")
     out = []
     for name, acc in table.items():
         if not _ACCOUNT_NAME.fullmatch(name):

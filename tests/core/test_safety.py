@@ -153,10 +153,12 @@ def test_a_full_disk_names_the_ledger_and_keeps_it_intact(tmp_path: Path, how: s
         for i in range(600):
             world.add_event(f"big{i}", event(f"big{i}@t", "20260301T100000", "Long notes " + "x" * 1200,
                                              [f"p{i}@example.com"]), second=True)
-        limit = None
-        if not mounted:  # no tmpfs here: the same ENOSPC/EFBIG path, through a file size limit
-            size = (disk / "ledger.sqlite3").stat().st_size
-            limit = (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size + 40_000, size + 40_000)))
+        size = (disk / "ledger.sqlite3").stat().st_size
+
+        def limit() -> None:  # no tmpfs: the same refused write (EFBIG), through a file size limit
+            if not mounted:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (size + 40_000, size + 40_000))
+
         proc = subprocess.run([sys.executable, "-m", "syncd", "--config", str(world.config), "sync"],
                               capture_output=True, text=True, env=world.env(NOW), timeout=120, preexec_fn=limit)
         assert proc.returncode == 75, proc.stderr
