@@ -2,9 +2,10 @@
 
 Public API: ``decode``, ``split``, ``expand``. Recurrence expansion is the
 recurring-ical-events library's (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides); this
-module only groups components by UID, bounds the window and the count, and turns each
-occurrence into an ``infer.Occurrence``. A component that cannot be read is skipped
-and reported; its siblings are still read.
+module only groups components by UID, bounds it (from the window, not from DTSTART;
+at most ``MAX_PER_SERIES`` occurrences and about ``SERIES_SECONDS`` per series, the
+latest kept, SPEC §6), and turns each occurrence into an ``infer.Occurrence``. A
+component that cannot be read is skipped and reported; its siblings are still read.
 """
 
 from __future__ import annotations

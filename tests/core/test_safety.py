@@ -8,6 +8,7 @@ backfill. Timings of the same cases are in ``bench/bombs_bench.py``, not here.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import resource
 import shutil
@@ -17,11 +18,18 @@ import stat
 import subprocess
 import sys
 import time
+import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import icalendar
 import pytest
+import recurring_ical_events
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from syncd import events
 from tests.helpers import ME, World, event, vcard
 
 NOW = "2026-06-15T10:00:00Z"
@@ -272,3 +280,39 @@ def test_sigterm_stops_a_one_shot_command_and_a_rerun_ends_like_a_clean_run(tmp_
     assert stopped.people() == clean.people()
     strip = lambda tasks: sorted((t["uid"], t["rule"], t["person"], t["due"], t["state"]) for t in tasks)  # noqa: E731
     assert strip(stopped.tasks_json()) == strip(clean.tasks_json())
+
+
+# -- 3, in-process: expanding from the window keeps every instance where it was ----------
+_RULES = st.fixed_dictionaries({
+    "freq": st.sampled_from(["HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"]),
+    "interval": st.integers(1, 5),
+    "by": st.sampled_from(["", ";BYDAY=MO,TH", ";BYDAY=-1FR", ";BYMONTHDAY=1,15,31", ";BYHOUR=9,17",
+                           ";BYMONTH=3,10", ";BYSETPOS=1;BYDAY=MO,TU,WE,TH,FR", ";UNTIL=20230101T000000Z"]),
+    "start": st.datetimes(dt.datetime(2010, 1, 1), dt.datetime(2022, 12, 31)).map(lambda d: d.replace(microsecond=0)),
+    "kind": st.sampled_from(["berlin", "utc", "floating", "date"]),
+    "window": st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2023, 6, 1)),
+})
+
+
+@settings(max_examples=150, deadline=None)
+@given(_RULES)
+def test_a_series_moved_to_the_window_has_the_same_instances(rule: dict[str, Any]) -> None:
+    start: dt.datetime = rule["start"]
+    if rule["kind"] == "date" and (rule["freq"] == "HOURLY" or "BYHOUR" in rule["by"]):  # hours of a day
+        return
+    dtstart = {"berlin": f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}", "utc": f"DTSTART:{start:%Y%m%dT%H%M%S}Z",
+               "floating": f"DTSTART:{start:%Y%m%dT%H%M%S}", "date": f"DTSTART;VALUE=DATE:{start:%Y%m%d}"}[rule["kind"]]
+    text = "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:x", "BEGIN:VEVENT", "UID:s", "DTSTAMP:20200101T000000Z",
+                        dtstart, "SUMMARY:s", f"RRULE:FREQ={rule['freq']};INTERVAL={rule['interval']}{rule['by']}",
+                        "END:VEVENT", "END:VCALENDAR"]) + "\r\n"
+    lo = rule["window"].replace(tzinfo=dt.timezone.utc)
+    hi = lo + (dt.timedelta(days=20) if rule["freq"] == "HOURLY" else dt.timedelta(days=700))
+    zone = zoneinfo.ZoneInfo("Europe/Berlin")
+    parsed = events.split(text)
+    occs, _ = events.expand("s", parsed.by_uid["s"], parsed.timezones, lo, hi, zone)
+    # the library alone, walking from DTSTART: the truth
+    cal = icalendar.Calendar.from_ical(text)
+    truth = sorted(events._occurrence(c, "s", zone, True, 0).start
+                   for c in recurring_ical_events.of(cal).between(lo - dt.timedelta(days=2), hi))
+    truth = [t for t in truth if lo <= t < hi][-events.MAX_PER_SERIES:]
+    assert [o.start for o in occs] == truth
