@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from rich.table import Table
 from syncd import clock, config, errors, rules
 from syncd import log as logsetup
 from syncd.errors import EX_FAILED, EX_OK, EX_USAGE, SyncdError
-from syncd.ledger import Ledger, iso
+from syncd.ledger import Ledger, disk_full, full_disk_error, iso
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbosity = -1 if args.quiet else args.verbose
     logsetup.setup(verbosity)
     command = "backfill" if args.backfill else args.command
+    from syncd import daemon
+
     try:
         if command == "run":
-            from syncd import daemon
-
             return daemon.run(args.config, verbosity)
-        return COMMANDS[command](args)
+        # SIGTERM ends a one-shot command the daemon's way: at the next step, or after
+        # the grace period with the running step rolled back; a rerun goes on from there.
+        with daemon.StopGuard() as args.stop:
+            return COMMANDS[command](args)
+    except daemon.Interrupted:
+        print("syncd: stopped by SIGTERM; every step that finished is saved and the one running was "
+              "rolled back; run the same command again to finish", file=sys.stderr)
+        return EX_OK
     except SyncdError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -96,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EX_OK
+    except OSError as exc:  # a folder syncd cannot create, a disk it cannot write
+        log.debug("%s failed", command, exc_info=True)
+        print(f"syncd: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EX_FAILED
 
 
 # -- passes -------------------------------------------------------------------
@@ -115,8 +127,26 @@ def _writer(cfg: config.Config, dry_run: bool, command: str) -> Iterator[Ledger]
         ledger = Ledger.open(cfg.ledger)
         try:
             yield ledger
+        except (OSError, sqlite3.Error) as exc:
+            if not disk_full(exc):
+                raise
+            raise full_disk_error(cfg.ledger, exc) from None
         finally:
             ledger.close()
+
+
+def _between_steps(progress: Callable[[str, str, int], None] | None,
+                   args: argparse.Namespace) -> Callable[[str, str, int], None]:
+    """The engine's progress callback (called after each committed batch): a stop point too."""
+    guard = getattr(args, "stop", None)
+
+    def step(account: str, collection: str, n: int) -> None:
+        if progress is not None:
+            progress(account, collection, n)
+        if guard is not None:
+            guard.check()
+
+    return step
 
 
 def _progress() -> tuple[Callable[[str, str, int], None] | None, Callable[[], None]]:
@@ -149,7 +179,7 @@ def _pass(args: argparse.Namespace, backfill: bool) -> int:
         since = dt.datetime.combine(day, dt.time(), cfg.timezone)
     with _writer(cfg, dry_run, "syncd --backfill" if backfill else "syncd sync") as ledger:
         progress, stop = _progress() if backfill else (None, lambda: None)
-        engine = Engine(cfg, ledger, dry_run=dry_run, progress=progress)
+        engine = Engine(cfg, ledger, dry_run=dry_run, progress=_between_steps(progress, args))
         try:
             result = engine.run_pass(since=since)
         finally:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import reprlib
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -23,8 +24,21 @@ from typing import Any
 from syncd import paths
 from syncd.errors import MISSING, ConfigError, UnavailableError
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(\d{1,12})\s*([mhdw])\s*$")
+_MINUTES = {"m": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}
+#: no duration in syncd is longer (the expansion window must stay within datetime's range)
+MAX_DURATION = dt.timedelta(days=3650)
+#: no count in syncd is larger (limits, attendees, days)
+MAX_INT = 1_000_000
+#: tighter bounds of single keys: (least, most)
+BOUNDS: dict[str, tuple[Any, Any]] = {
+    "syncd.interval": (dt.timedelta(minutes=1), dt.timedelta(days=7)),
+    "rules.birthday.days_before": (0, 366),
+}
+#: what an account may be called: its name is a keyring user and a credentials file name
+_ACCOUNT_NAME = re.compile(r"[^\x00-\x20\x7f-\x9f/\\.][^\x00-\x1f\x7f-\x9f/\\]*")
+#: pseudo file systems: a ledger there cannot work
+_PSEUDO = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
 class Invalid(ValueError):
@@ -32,21 +46,24 @@ class Invalid(ValueError):
 
 
 def duration(value: Any) -> dt.timedelta:
-    """Parse ``<int>m|h|d|w``."""
+    """Parse ``<int>m|h|d|w`` (at most ``MAX_DURATION``)."""
     m = _DURATION.match(value) if isinstance(value, str) else None
     if not m:
         raise Invalid("a duration like 15m, 2h, 30d or 1w")
-    return dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    minutes = int(m.group(1)) * _MINUTES[m.group(2)]
+    if minutes > MAX_DURATION // dt.timedelta(minutes=1):
+        raise Invalid(f"a duration of at most {MAX_DURATION.days}d")
+    return dt.timedelta(minutes=minutes)
 
 
 def _str(value: Any) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:
         raise Invalid("a string")
     return value
 
 
 def _nonempty_str(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise Invalid("a non-empty string")
     return value
 
@@ -58,19 +75,19 @@ def _bool(value: Any) -> bool:
 
 
 def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise Invalid("a whole number of at least 1")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
+        raise Invalid(f"a whole number from 1 to {MAX_INT}")
     return value
 
 
 def _natural_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Invalid("a whole number of at least 0")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise Invalid(f"a whole number from 0 to {MAX_INT}")
     return value
 
 
 def _str_list(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v and "\x00" not in v for v in value):
         raise Invalid("a list of non-empty strings")
     return list(value)
 
@@ -86,16 +103,23 @@ def _emails(value: Any) -> list[str]:
 def _zone(value: Any) -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(_nonempty_str(value))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise Invalid("an IANA time zone name such as Europe/Berlin") from exc
 
 
+def _expanded(text: str) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~someone who does not exist
+        raise Invalid("a path (~ names a user that does not exist)") from None
+
+
 def _path(value: Any) -> Path:
-    return Path(_nonempty_str(value)).expanduser()
+    return _expanded(_nonempty_str(value))
 
 
 def _path_list(value: Any) -> list[Path]:
-    return [Path(v).expanduser() for v in _str_list(value)]
+    return [_expanded(v) for v in _str_list(value)]
 
 
 def _relative_to(base: Path, value: Any) -> Any:
@@ -108,7 +132,7 @@ def _relative_to(base: Path, value: Any) -> Any:
 
 
 def _cadences(value: Any) -> dict[str, dt.timedelta]:
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise Invalid('a table of group = duration, e.g. { Friends = "30d" }')
     out = {}
     for group, cadence in value.items():
@@ -170,7 +194,7 @@ def verify_value(value: Any) -> bool | str:
     """TLS verification: true, false or a CA bundle path."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value:
+    if isinstance(value, str) and value and "\x00" not in value:
         return str(Path(value).expanduser())
     raise Invalid("true, false or the path of a CA bundle")
 
@@ -326,15 +350,50 @@ def default_path() -> Path:
     return paths.config_dir() / "config.toml"
 
 
+class _Brief:
+    """A value as an error shows it: cut short, however long or deep it is."""
+
+    _repr = reprlib.Repr()
+    _repr.maxlevel, _repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict = 3, 60, 60, 6, 6
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return self._repr.repr(self.value)
+
+
+def _brief(value: Any) -> Any:
+    return value if value is MISSING else _Brief(value)
+
+
+def _shown(value: Any) -> str:
+    """A bound as a config would spell it: 7d, 1m, 366."""
+    if not isinstance(value, dt.timedelta):
+        return str(value)
+    minutes = value // dt.timedelta(minutes=1)
+    for unit in ("w", "d", "h"):
+        if minutes % _MINUTES[unit] == 0:
+            return f"{minutes // _MINUTES[unit]}{unit}"
+    return f"{minutes}m"
+
+
+def _bounded(key: str, value: Any) -> Any:
+    least, most = BOUNDS.get(key, (None, None))
+    if least is not None and value is not None and not least <= value <= most:
+        raise Invalid(f"a value from {_shown(least)} to {_shown(most)}")
+    return value
+
+
 def _section(
     path: Path, name: str, table: Any, schema: Mapping[str, Option]
 ) -> dict[str, Any]:
     if not isinstance(table, dict):
-        raise ConfigError(path, f"[{name}]", table, "a table")
+        raise ConfigError(path, f"[{name}]", _brief(table), "a table")
     for key in table:
         if key not in schema:
             raise ConfigError(
-                path, f"{name}.{key}", table[key],
+                path, f"{name}.{key}", _brief(table[key]),
                 "one of the known keys: " + ", ".join(sorted(schema)),
             )
     out = {}
@@ -346,9 +405,9 @@ def _section(
             out[key] = _relative_to(path.parent, opt.convert(value)) if value is not None else None
             continue
         try:
-            out[key] = _relative_to(path.parent, opt.convert(table[key]))
-        except Invalid as exc:
-            raise ConfigError(path, f"{name}.{key}", table[key], str(exc)) from None
+            out[key] = _relative_to(path.parent, _bounded(f"{name}.{key}", opt.convert(table[key])))
+        except (ValueError, TypeError, OverflowError) as exc:  # Invalid, or a plugin's parser failing
+            raise ConfigError(path, f"{name}.{key}", _brief(table[key]), str(exc) or "a valid value") from None
     return out
 
 
@@ -358,11 +417,11 @@ def _split_sections(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     for top, value in raw.items():
         if top == "rules":
             if not isinstance(value, dict):
-                raise ConfigError(path, "[rules]", value, "a table of rule tables")
+                raise ConfigError(path, "[rules]", _brief(value), "a table of rule tables")
             for rule, table in value.items():
                 if f"rules.{rule}" not in SCHEMA:
                     raise ConfigError(
-                        path, f"rules.{rule}", table,
+                        path, f"rules.{rule}", _brief(table),
                         "one of the rules: first_meeting, keep_in_touch, birthday",
                     )
                 flat[f"rules.{rule}"] = table
@@ -370,7 +429,7 @@ def _split_sections(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
             flat[top] = value
         else:
             raise ConfigError(
-                path, f"[{top}]", value,
+                path, f"[{top}]", _brief(value),
                 "one of the tables: syncd, accounts, inference, rules, people",
             )
     return flat
@@ -399,6 +458,8 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         raise ConfigError(path, "(file)", type(exc).__name__, "a readable UTF-8 file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "(file)", str(exc), "valid TOML") from None
+    except RecursionError:
+        raise ConfigError(path, "(file)", "tables or arrays nested too deep", "a config file") from None
     flat = _split_sections(path, raw)
     sec = {name: _section(path, name, flat.get(name, {}), schema) for name, schema in SCHEMA.items()}
     registry = registry if registry is not None else plugins.registry()
@@ -410,10 +471,15 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         raise ConfigError(path, "syncd.write_to", write_to, "the name of an account: " + ", ".join(names))
     if write_to is not None and not getattr(registry[accounts[names.index(write_to)].type], "tasks", False):
         raise ConfigError(path, "syncd.write_to", write_to, "an account whose type can receive tasks")
+    if not accounts:
+        raise ConfigError(path, "accounts", _brief(flat["accounts"]) if "accounts" in flat else MISSING,
+                          "at least one [accounts.NAME] table; see config.example.toml")
     fm, kit, bd, inf = sec["rules.first_meeting"], sec["rules.keep_in_touch"], sec["rules.birthday"], sec["inference"]
     if kit["learn_min"] > kit["learn_max"]:
         found = flat.get("rules.keep_in_touch", {}).get("learn_min", SCHEMA["rules.keep_in_touch"]["learn_min"].default)
         raise ConfigError(path, "rules.keep_in_touch.learn_min", found, "a duration no longer than learn_max")
+    ledger = s["ledger"] or paths.state_dir() / "ledger.sqlite3"
+    _check_ledger(path, ledger)
     return Config(
         path=path,
         me=frozenset(s["me"]),
@@ -421,7 +487,7 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         interval=s["interval"],
         horizon=s["horizon"],
         write_to=write_to,
-        ledger=s["ledger"] or paths.state_dir() / "ledger.sqlite3",
+        ledger=ledger,
         accounts=tuple(accounts),
         max_attendees=inf["max_attendees"],
         count_all_day=inf["count_all_day"],
@@ -470,8 +536,11 @@ def _accounts(path: Path, table: Any, registry: Mapping[str, type]) -> list[Acco
         raise ConfigError(path, "[accounts]", table, "a table of account tables")
     out = []
     for name, acc in table.items():
+        if not _ACCOUNT_NAME.fullmatch(name):
+            raise ConfigError(path, f"accounts.{name}", _brief(name),
+                              "an account name without /, \\, control characters or a leading dot or blank")
         if not isinstance(acc, dict):
-            raise ConfigError(path, f"accounts.{name}", acc, "a table")
+            raise ConfigError(path, f"accounts.{name}", _brief(acc), "a table")
         # The type picks the schema for the other keys, so it is checked on its own first.
         only_type = {"type": acc["type"]} if "type" in acc else {}
         kind = _section(path, f"accounts.{name}", only_type, ACCOUNT_COMMON)["type"]
@@ -485,3 +554,27 @@ def _accounts(path: Path, table: Any, registry: Mapping[str, type]) -> list[Acco
         opts.pop("type")
         out.append(Account(name=name, type=kind, options=opts))
     return out
+
+
+def _check_ledger(path: Path, ledger: Path) -> None:
+    """The ledger must be a file that syncd can create or open: checked before anything is.
+
+    Raises:
+        ConfigError: it is a directory, lies under a file or in /proc, /sys or /dev, or
+            its folder cannot be written.
+    """
+    key = "syncd.ledger"
+    real = Path(os.path.realpath(ledger))
+    if any(real == p or p in real.parents for p in _PSEUDO):
+        raise ConfigError(path, key, str(ledger), "a file path outside /proc, /sys and /dev")
+    if real.exists():
+        if not real.is_file():
+            raise ConfigError(path, key, str(ledger), "a file (this is a directory or a device)")
+        return
+    for folder in real.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(path, key, str(ledger), f"a path under folders ({folder} is a file)")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ConfigError(path, key, str(ledger), f"a path syncd can create ({folder} is not writable)")
+            return

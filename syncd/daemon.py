@@ -499,3 +499,48 @@ def run(config_path: Path | None, verbosity: int = 0) -> int:
         return exc.exit_code
     finally:
         held.release()
+
+
+# -- one-shot commands ---------------------------------------------------------------
+#: what a stop ends a step with; ``syncd.cli`` catches it for ``sync`` and ``--backfill``
+Interrupted = _Interrupted
+
+
+class StopGuard:
+    """SIGTERM for one-shot commands (``syncd sync``, ``--backfill``), as the daemon has it.
+
+    The first SIGTERM asks to stop: ``check()``, called between steps, then raises
+    ``Interrupted``; a step still running after ``grace`` seconds is interrupted (its
+    SQLite transaction rolls back), and a second SIGTERM interrupts at once. So the
+    command ends within 10 s, and what it committed is what a rerun starts from.
+    """
+
+    def __init__(self, grace: float = STOP_GRACE) -> None:
+        self.grace = grace
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop:
+            raise _Interrupted
+        self.stop = True
+        signal.setitimer(signal.ITIMER_REAL, self.grace)
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop:
+            raise _Interrupted
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` if a stop was asked for (call it between steps)."""
+        if self.stop:
+            raise _Interrupted
+
+    def __enter__(self) -> StopGuard:
+        self._old = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_term),
+                     signal.SIGALRM: signal.signal(signal.SIGALRM, self._on_alarm)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)

@@ -12,6 +12,7 @@ ledger with the sink's writes left out, so it shows exactly what a real pass wou
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import functools
@@ -28,13 +29,16 @@ from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import ParseError, SyncdError
 from syncd.infer import ContactRecord, Milestone, Occurrence, PartialDate, Party, Person
-from syncd.ledger import FollowupRow, Interaction, Ledger, iso
+from syncd.ledger import FollowupRow, Interaction, Ledger, disk_full, iso
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SINCE = dt.timedelta(days=5 * 365)
 #: recurring series are expanded this far past the horizon, so most passes need none
 _SLACK = dt.timedelta(days=14)
+
+#: parsed objects kept for re-expansion (an export file shares its UIDs with many others)
+_PARSED_CACHE = 64
 
 Progress = Callable[[str, str, int], None]  # account, collection name, objects applied
 
@@ -181,6 +185,7 @@ class Engine:
         self.progress = progress
         self.registry = registry
         self._connectors: dict[str, tuple[Connector, AccountContext]] = {}
+        self._parsed: collections.OrderedDict[tuple[int, str], tuple[str, Any]] = collections.OrderedDict()
 
     # -- connectors ------------------------------------------------------------
     def connector(self, name: str) -> tuple[Connector, AccountContext]:
@@ -244,6 +249,8 @@ class Engine:
         except SyncdError as exc:
             result.exc = exc
         except Exception as exc:  # a connector bug must not take the other accounts down
+            if disk_full(exc):
+                raise  # the ledger's disk, not the account: the pass cannot go on
             log.debug("account %s failed", name, exc_info=True)
             result.exc = exc
         if result.error:
@@ -328,21 +335,43 @@ class Engine:
         tzs: list[Any] = []
         href = ""
         for href, data in self.ledger.objects_with_uid(cid, uid):
-            parsed = cache.get(href) or events.split(data)
+            parsed = cache.get(href) or self._split(cid, href, data)
             comps.extend(parsed.by_uid.get(uid, []))
             tzs.extend(parsed.timezones)
         if not comps:
             self.ledger.drop_series(cid, uid)
             return 0
+        notes: list[str] = []
         try:
-            occs, recurring = events.expand(uid, comps, tzs, start, end, self.config.timezone)
+            occs, recurring = events.expand(uid, comps, tzs, start, end, self.config.timezone, notes=notes)
         except ParseError as exc:
             log.warning("account %s: %s: skipped event %s: %s", account, href, uid, exc)
             self.ledger.drop_series(cid, uid)
             return 1
+        for note in notes:
+            log.warning("account %s: %s: event %s cut: %s", account, href, uid, note)
         self.ledger.replace_series(cid, uid, [(o.recurrence_id, iso(o.start) or "", json.dumps(_occ_json(o))) for o in occs],
                                    recurring, end)
         return 0
+
+    def _split(self, cid: int, href: str, data: str) -> Any:
+        """``events.split`` of a stored object, remembered for the next UIDs it holds.
+
+        An export file repeating every UID of a folder is read once per UID; parsing it
+        each time made such a folder quadratic. The parsed objects are only read (the
+        expansion copies what it changes), and the cache is small and keyed on the text.
+        """
+        from syncd import events
+
+        hit = self._parsed.get((cid, href))
+        if hit is not None and hit[0] == data:
+            self._parsed.move_to_end((cid, href))
+            return hit[1]
+        parsed = events.split(data)
+        self._parsed[(cid, href)] = (data, parsed)
+        if len(self._parsed) > _PARSED_CACHE:
+            self._parsed.popitem(last=False)
+        return parsed
 
     def _bump(self) -> None:
         """Note that the inference inputs changed (inside a transaction)."""

@@ -2,19 +2,21 @@
 
 Public API: ``decode``, ``split``, ``expand``. Recurrence expansion is the
 recurring-ical-events library's (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides); this
-module only groups components by UID, bounds the window and the count, and turns each
-occurrence into an ``infer.Occurrence``. A component that cannot be read is skipped
-and reported; its siblings are still read.
+module only groups components by UID, bounds it (from the window, not from DTSTART;
+at most ``MAX_PER_SERIES`` occurrences and about ``SERIES_SECONDS`` per series, the
+latest kept, SPEC §6), and turns each occurrence into an ``infer.Occurrence``. A
+component that cannot be read is skipped and reported; its siblings are still read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import icalendar
 import recurring_ical_events
@@ -26,7 +28,6 @@ log = logging.getLogger(__name__)
 
 #: a series yielding more than this inside the window is cut (FREQ=SECONDLY and friends)
 MAX_PER_SERIES = 5000
-_DENSE = {"SECONDLY", "MINUTELY", "HOURLY"}
 _BLOCK = re.compile(r"^BEGIN:(VEVENT|VTIMEZONE)\r?$.*?^END:\1\r?$", re.M | re.S | re.I)
 _NOISE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -225,6 +226,226 @@ def _is_recurring(comps: list[icalendar.cal.Component]) -> bool:
     )
 
 
+# -- bounded expansion ---------------------------------------------------------
+# dateutil (under recurring-ical-events) walks every instance from DTSTART up to the
+# span asked for, and builds each answer as a list. So the window is walked backwards
+# in short spans (recent meetings matter most: a cut series keeps its latest
+# occurrences), and for each span the series is moved to start just before it, by
+# whole periods of its rule, which leaves every instance in the span where it was. The
+# walk stops at MAX_PER_SERIES occurrences or SERIES_SECONDS, whichever comes first.
+
+#: seconds one series may take to expand; past it the series is cut with a warning
+SERIES_SECONDS = 5.0
+#: a COUNT above this is lowered to it: a counted series is walked from its DTSTART
+MAX_COUNT = 100_000
+_PERIOD = {"SECONDLY": dt.timedelta(seconds=1), "MINUTELY": dt.timedelta(minutes=1),
+           "HOURLY": dt.timedelta(hours=1), "DAILY": dt.timedelta(days=1), "WEEKLY": dt.timedelta(weeks=1)}
+_MONTHS = {"MONTHLY": 1, "YEARLY": 12}
+_MIN_SPAN = dt.timedelta(minutes=1)
+_TARGET = 500  # occurrences per span walked
+_YEAR = dt.timedelta(days=366)
+#: per BYxxx value, at most this many instances in one period of each FREQ
+_PER_BYDAY = {"MONTHLY": 5, "YEARLY": 53}
+_PER_BYMONTHDAY = {"YEARLY": 12}
+_PER_BYWEEKNO = {"YEARLY": 7}
+
+
+def _rule_value(rule: Any, key: str, default: Any = None) -> Any:
+    values = rule.get(key)
+    return values[0] if values else default
+
+
+def _months_later(value: dt.date, months: int) -> dt.date:
+    month = value.month - 1 + months
+    return value.replace(year=value.year + month // 12, month=month % 12 + 1)
+
+
+def _shifted_start(start: dt.date, freq: str, interval: int, anchor: dt.datetime,
+                   zone: dt.tzinfo) -> dt.date | None:
+    """``start`` moved by whole periods to within one period before ``anchor``; None: keep it.
+
+    The moved DTSTART is itself an instance (RFC 5545), matching the rule or not, so
+    it must stay before ``anchor``.
+    """
+    if isinstance(start, dt.datetime):
+        target: dt.date = anchor.astimezone(start.tzinfo) if start.tzinfo else anchor.astimezone(zone).replace(tzinfo=None)
+    else:
+        target = anchor.astimezone(zone).date()
+    if freq in _PERIOD:
+        period = _PERIOD[freq] * interval
+        if not isinstance(start, dt.datetime) and period % dt.timedelta(days=1):
+            return None
+        # Aware datetimes of one zone subtract and add as wall-clock times, which is how
+        # dateutil steps through them too: the moved series has the same instances.
+        steps = -((start - target) // period) - 1  # type: ignore[operator]  # ceil, minus one
+        return start + steps * period if steps > 0 else None
+    months = _MONTHS[freq] * interval
+    steps = ((target.year - start.year) * 12 + target.month - start.month - 1) // months  # an earlier month
+    if steps <= 0:
+        return None
+    try:
+        return _months_later(start, steps * months)
+    except ValueError:  # the 31st or 29 Feb does not exist in the target month
+        return None
+
+
+def _most(comps: list[icalendar.cal.Component], start: dt.datetime, end: dt.datetime) -> int | None:
+    """An upper bound of the occurrences of a series in [start, end); None: unknown.
+
+    Every BYxxx value counts as an expansion (a filter is counted too: a bound, not a count).
+    """
+    most = 0
+    for comp in comps:
+        rule = comp.get("rrule")
+        rdates = comp.get("rdate")
+        most += 1 + sum(len(r.dts) for r in (rdates if isinstance(rdates, list) else [rdates]) if r is not None)
+        if rule is None:
+            continue
+        if isinstance(rule, list):
+            return None
+        freq = str(_rule_value(rule, "FREQ", "")).upper()
+        interval = _rule_value(rule, "INTERVAL", 1)
+        if not isinstance(interval, int) or interval < 1 or (freq not in _PERIOD and freq not in _MONTHS):
+            return None
+        period = _PERIOD.get(freq) or _YEAR * _MONTHS[freq] / 12 * 0.9  # months are 28 days or more
+        per = 1
+        for key, values in rule.items():
+            if key.startswith("BY") and key != "BYSETPOS" and isinstance(values, list):
+                factor = {"BYDAY": _PER_BYDAY, "BYMONTHDAY": _PER_BYMONTHDAY, "BYWEEKNO": _PER_BYWEEKNO}.get(key, {})
+                per *= len(values) * factor.get(freq, 1)
+        periods = (end - start) // (period * interval) + 2
+        count = _rule_value(rule, "COUNT")
+        most += min(periods * per, count) if isinstance(count, int) else periods * per
+    return most
+
+
+def _finest(comps: list[icalendar.cal.Component]) -> dt.timedelta:
+    """The shortest gap two instances of the series' rules can have.
+
+    Instances have distinct start times, so a span of ``n`` such gaps holds at most
+    ``n + 1`` of them, however the rule is built.
+    """
+    finest = dt.timedelta(days=1)
+    for comp in comps:
+        rules = comp.get("rrule")
+        for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+            freq = str(_rule_value(rule, "FREQ", "")).upper()
+            for key, unit in (("SECONDLY", dt.timedelta(seconds=1)), ("MINUTELY", dt.timedelta(minutes=1)),
+                              ("HOURLY", dt.timedelta(hours=1))):
+                if freq == key or rule.get("BY" + key[:-2]):  # BYSECOND, BYMINUTE, BYHOUR
+                    finest = min(finest, unit)
+    return finest
+
+
+def _movable(comp: icalendar.cal.Component) -> bool:
+    rule = comp.get("rrule")
+    return (comp.get("recurrence-id") is None and rule is not None and not isinstance(rule, list)
+            and _rule_value(rule, "COUNT") is None and str(_rule_value(rule, "FREQ", "")).upper() in {*_PERIOD, *_MONTHS})
+
+
+def _bounded_master(comp: icalendar.cal.Component, anchor: dt.datetime | None, zone: dt.tzinfo,
+                    notes: list[str]) -> tuple[icalendar.cal.Component, bool]:
+    """A copy of a series' master with a bounded COUNT, moved to start near ``anchor``.
+
+    Returns:
+        The component, and whether it was moved (it then depends on ``anchor``).
+    """
+    rule = comp.get("rrule")
+    if rule is None or isinstance(rule, list):
+        return comp, False
+    count = _rule_value(rule, "COUNT")
+    if isinstance(count, int):
+        if count <= MAX_COUNT:
+            return comp, False
+        copy = comp.copy()
+        new_rule = icalendar.vRecur(rule)
+        new_rule["COUNT"] = [MAX_COUNT]
+        copy["RRULE"] = new_rule
+        notes.append(f"COUNT={count} lowered to {MAX_COUNT}")
+        return copy, False
+    freq = str(_rule_value(rule, "FREQ", "")).upper()
+    interval = _rule_value(rule, "INTERVAL", 1)
+    if anchor is None or (freq not in _PERIOD and freq not in _MONTHS) or not isinstance(interval, int) or interval < 1:
+        return comp, False
+    start = comp.decoded("dtstart")
+    moved = _shifted_start(start, freq, interval, anchor, zone)
+    if moved is None:
+        return comp, False
+    delta = moved - start
+    copy = comp.copy()
+    for prop in ("dtstart", "dtend"):
+        value = comp.get(prop)
+        if value is not None:
+            del copy[prop]
+            kept = {k: v for k, v in value.params.items() if k == "VALUE"}
+            copy.add(prop, value.dt + delta, parameters=kept)
+    return copy, True
+
+
+class _Series:
+    """One UID's components as recurring-ical-events queries, anchored where asked."""
+
+    def __init__(self, comps: list[icalendar.cal.Component], timezones: list[icalendar.cal.Component],
+                 zone: dt.tzinfo, notes: list[str]) -> None:
+        self.comps, self.timezones, self.zone = comps, timezones, zone
+        query = self._build(None, notes)[0]  # notes the lowered COUNTs, once
+        # Without a movable rule the query is the same for every span: build it once.
+        self.fixed: Any = None if any(_movable(c) for c in comps) else query
+
+    def _build(self, anchor: dt.datetime | None, notes: list[str]) -> tuple[Any, bool]:
+        cal = icalendar.Calendar()
+        for tz in self.timezones:
+            cal.add_component(tz)
+        any_moved = False
+        for comp in self.comps:
+            if comp.get("recurrence-id") is None:
+                comp, moved = _bounded_master(comp, anchor, self.zone, notes)
+                any_moved |= moved
+            cal.add_component(comp)
+        return recurring_ical_events.of(cal, components=["VEVENT"]), any_moved
+
+    def between(self, lo: dt.datetime, hi: dt.datetime) -> list[icalendar.cal.Component]:
+        """Components of the occurrences overlapping [lo, hi)."""
+        query = self.fixed if self.fixed is not None else self._build(lo, [])[0]
+        return list(query.between(lo, hi))
+
+
+def _expand_series(uid: str, series: _Series, start: dt.datetime, end: dt.datetime, zone: dt.tzinfo,
+                   order: int, notes: list[str]) -> list[Occurrence]:
+    """Occurrences starting in [start, end), in order, walked backwards span by span."""
+    deadline = time.monotonic() + SERIES_SECONDS
+    spans: list[list[Occurrence]] = []
+    most = _most(series.comps, start, end)
+    # A series that cannot fill the budget is read in one go (most are: weekly meetings,
+    # birthdays); a dense one in spans that cannot hold much more than _TARGET.
+    widest = end - start if most is not None and most <= MAX_PER_SERIES else _TARGET * _finest(series.comps)
+    total, span, hi, stop = 0, widest, end, ""
+    while hi > start:
+        lo = max(hi - span, start)
+        found = [_occurrence(c, uid, zone, True, order) for c in series.between(lo, hi)]
+        # A span also returns what merely overlaps it: each start belongs to one span.
+        found = sorted((o for o in found if lo <= o.start < hi), key=lambda o: (o.start, o.recurrence_id))
+        spans.append(found)
+        total += len(found)
+        if total >= MAX_PER_SERIES:
+            stop = "count"
+            break
+        if time.monotonic() > deadline:
+            stop = "time"
+            break
+        if len(found) < _TARGET // 4:
+            span = min(span * 2, widest)
+        elif len(found) > _TARGET:
+            span = max(span / 2, _MIN_SPAN)
+        hi = lo
+    out = [o for found in reversed(spans) for o in found][-MAX_PER_SERIES:]
+    if stop == "count":
+        notes.append(f"more than {MAX_PER_SERIES} occurrences in the window; kept the latest {len(out)}")
+    elif stop == "time":
+        notes.append(f"expansion took more than {SERIES_SECONDS:g} s; kept the latest {len(out)} occurrences")
+    return out
+
+
 def expand(
     uid: str,
     comps: list[icalendar.cal.Component],
@@ -233,8 +454,13 @@ def expand(
     end: dt.datetime,
     zone: dt.tzinfo,
     order: int = 0,
+    notes: list[str] | None = None,
 ) -> tuple[list[Occurrence], bool]:
     """Occurrences of one UID's components between ``start`` and ``end``.
+
+    A series is expanded from the window, within a budget (``MAX_PER_SERIES``
+    occurrences, ``SERIES_SECONDS``): past it, the series is cut and a line saying so
+    is appended to ``notes`` (for the caller's warning, which names account and href).
 
     Returns:
         The occurrences, and whether the series recurs (it must then be re-expanded as
@@ -243,7 +469,9 @@ def expand(
     Raises:
         ParseError: the series cannot be read (bad dates, unknown time zone, bad RRULE).
     """
+    notes = notes if notes is not None else []
     try:
+        timezones = list(timezones)
         _attach_zones(comps, timezones)
         for comp in comps:
             _check_zone(comp, "dtstart")
@@ -252,28 +480,8 @@ def expand(
         if not _is_recurring(comps):
             # A single event never needs re-expansion, so it is kept whatever the window.
             return [_occurrence(comps[0], uid, zone, False, order)], False
-        cal = icalendar.Calendar()
-        for tz in timezones:
-            cal.add_component(tz)
-        for comp in comps:
-            cal.add_component(comp)
-        query = recurring_ical_events.of(cal, components=["VEVENT"])
-        # between() materialises everything; sub-daily series could be millions long,
-        # so those are walked lazily and cut.
-        dense = any(
-            str(c.get("rrule", {}).get("FREQ", [""])[0]).upper() in _DENSE for c in comps
-        )
-        # Past the cap, keep the latest occurrences of a bounded series: recent ones matter.
-        found = (itertools.islice(query.after(start), MAX_PER_SERIES) if dense
-                 else iter(query.between(start, end)[-MAX_PER_SERIES:]))
-        out = []
-        for comp in found:
-            occ = _occurrence(comp, uid, zone, True, order)
-            if occ.start >= end:
-                break
-            if occ.start >= start:
-                out.append(occ)
-        return out, True
+        series = _Series(comps, timezones, zone, notes)
+        return _expand_series(uid, series, start, end, zone, order, notes), True
     except ParseError:
         raise
     except Exception as exc:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import sqlite3
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd import paths
-from syncd.errors import SyncdError
+from syncd.errors import SyncdError, TempFailError
 from syncd.identity import Identity
 
 SCHEMA_VERSION = 2
@@ -128,6 +129,29 @@ CREATE TABLE IF NOT EXISTS stories (   -- per person: upcoming meetings, the wor
 """
 
 
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True if ``exc`` says the ledger's disk (or quota, or file size limit) is full."""
+    if isinstance(exc, OSError):
+        return exc.errno in _FULL
+    if isinstance(exc, sqlite3.Error):
+        # SQLITE_FULL; a write refused by RLIMIT_FSIZE (EFBIG) comes as SQLITE_IOERR_WRITE.
+        code = getattr(exc, "sqlite_errorname", "")
+        return code in ("SQLITE_FULL", "SQLITE_IOERR_WRITE") or "disk is full" in str(exc)
+    return False
+
+
+def full_disk_error(path: Path, exc: BaseException) -> TempFailError:
+    """The message for a full disk: which ledger, that it is intact, what to do (exit 75)."""
+    return TempFailError(
+        f"cannot write the ledger {path}: its disk is full or refused the write ({exc}). "
+        "The ledger is intact: the step that failed was rolled back. Free some space on that "
+        "disk (or move the ledger to another one and point syncd.ledger at it), then run syncd again"
+    )
+
+
 def iso(value: dt.datetime | None) -> str | None:
     """UTC ISO-8601 with Z (the ledger's and the JSON's time format)."""
     if value is None:
@@ -212,19 +236,17 @@ class Ledger:
         """Open (or create) the ledger at ``path``; check its schema version.
 
         Raises:
-            SyncdError: the file is not a syncd ledger, or of a newer version.
+            SyncdError: the file is not a syncd ledger, or of a newer version, or cannot
+                be created there (the message names the path).
+            TempFailError: the disk is full (``full_disk_error``).
         """
         path = Path(path).expanduser()
-        if readonly:
-            if not path.exists():
-                raise SyncdError(f"no ledger at {path} yet; run `syncd --backfill` first")
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        else:
-            paths.private_dir(path.parent)
-            if not path.exists():
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            conn = cls._connect(path, readonly)
+        except OSError as exc:
+            if disk_full(exc):
+                raise full_disk_error(path, exc) from None
+            raise SyncdError(f"cannot create the ledger {path}: {exc.strerror or exc}") from None
         conn.row_factory = sqlite3.Row
         try:
             conn.execute("PRAGMA foreign_keys = ON")
@@ -235,12 +257,26 @@ class Ledger:
             ledger._migrate(readonly)
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if disk_full(exc):
+                raise full_disk_error(path, exc) from None
             raise SyncdError(f"{path} is not a usable syncd ledger: {exc}") from None
         if not readonly:
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.chmod(f"{path}{suffix}", 0o600)
         return ledger
+
+    @staticmethod
+    def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+        if readonly:
+            if not path.exists():
+                raise SyncdError(f"no ledger at {path} yet; run `syncd --backfill` first")
+            return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        paths.private_dir(path.parent)
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        return sqlite3.connect(path, isolation_level=None, timeout=30)
 
     @classmethod
     def memory(cls, path: Path) -> Ledger:

@@ -44,10 +44,25 @@ def credentials_dir() -> Path | None:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` as a 0700 directory (parents included) and return it."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
+    """Make sure ``path`` is a directory; the ones created here (parents too) are 0700.
+
+    A directory that already exists keeps its mode: it may be shared (``/tmp`` with its
+    sticky bit) or set up by the admin, and is not syncd's to change (SPEC §6).
+    """
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue  # created meanwhile by someone else: theirs
+        # mkdir's mode passes through the umask; ours is exactly 0700.
+        folder.chmod(0o700)
     return path
 
 
