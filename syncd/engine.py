@@ -1,91 +1,33 @@
-"""One pass: connectors -> ledger -> inference -> rules -> task sink.
+"""One pass, stage by stage: connectors -> ledger (``ingest``) -> people (``derive``)
+-> follow-ups (``rules``) -> task sink (``writeback``).
 
 Public API: ``Engine`` with ``sync_account``, ``reconcile``, ``run_pass``.
 
-Crash safety comes from the order of writes: each batch of remote changes commits
-with the occurrences it implies; a collection's cursor commits with its last batch; a
-follow-up is recorded as ``pending`` before it is written and becomes ``open`` after
-the sink accepted it (sinks create by stable UID, so finishing a pending write twice
-cannot duplicate it). ``dry_run`` runs the same code on an in-memory copy of the
-ledger with the sink's writes left out, so it shows exactly what a real pass would do.
+Crash safety comes from each stage's order of writes (see each module). ``dry_run``
+runs the same code on an in-memory copy of the ledger, handing the write-back a sink
+that cannot write, so it shows exactly what a real pass would do and writes nothing.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import datetime as dt
-import functools
-import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
-from connectors.base import CONTACTS, EVENTS, Collection, Connector, RawObject, TaskSpec
-from syncd import clock, errors, infer, plugins, relate, rules
+from syncd import clock, errors, rules
+from syncd.accounts import Accounts
 from syncd.config import Config
-from syncd.context import AccountContext
-from syncd.errors import ParseError, SyncdError
-from syncd.infer import ContactRecord, Milestone, Occurrence, PartialDate, Party, Person
-from syncd.ledger import FollowupRow, Interaction, Ledger, disk_full, iso
+from syncd.derive import Derive, Inputs, rule_settings
+from syncd.infer import Person
+from syncd.ingest import DEFAULT_SINCE, AccountResult, Ingest, Progress, bump
+from syncd.ledger import Ledger
+from syncd.writeback import DryRunSink, ReconcileResult, Sink, WriteBack, captured
+
+__all__ = ["DEFAULT_SINCE", "AccountResult", "Engine", "PassResult", "ReconcileResult"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SINCE = dt.timedelta(days=5 * 365)
-#: recurring series are expanded this far past the horizon, so most passes need none
-_SLACK = dt.timedelta(days=14)
-
-#: parsed objects kept for re-expansion (an export file shares its UIDs with many others)
-_PARSED_CACHE = 64
-
-Progress = Callable[[str, str, int], None]  # account, collection name, objects applied
-
-
-@dataclass
-class AccountResult:
-    """The outcome of syncing one account; a failure keeps its exception (and type)."""
-
-    account: str
-    exc: BaseException | None = None
-    changed: int = 0
-    skipped: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """True when the account synced."""
-        return self.exc is None
-
-    @property
-    def error(self) -> str | None:
-        """The failure as the user reads it (the account named once)."""
-        return None if self.exc is None else errors.message(self.exc, self.account)
-
-
-@dataclass
-class ReconcileResult:
-    """The outcome of inference and write-back."""
-
-    people: int = 0
-    written: list[str] = field(default_factory=list)  # summaries
-    resolved: list[str] = field(default_factory=list)
-    done: list[str] = field(default_factory=list)
-    dismissed: list[str] = field(default_factory=list)
-    exc: BaseException | None = None
-    account: str | None = None  # the sink's
-
-    @property
-    def error(self) -> str | None:
-        """The write-back failure as the user reads it."""
-        return None if self.exc is None else errors.message(self.exc, self.account)
-
-    @property
-    def summary(self) -> str:
-        """One line for logs and systemd STATUS=."""
-        text = (f"{self.people} people; {len(self.written)} follow-ups written, "
-                f"{len(self.resolved)} resolved, {len(self.done)} done, {len(self.dismissed)} dismissed")
-        return text + (f"; write-back failed: {self.error}" if self.error else "")
 
 
 @dataclass
@@ -109,54 +51,6 @@ class PassResult:
         return errors.pass_exit_code(failures, sum(1 for a in self.accounts if a.ok))
 
 
-@dataclass
-class Inputs:
-    """Everything inference reads (``infer.derive``'s arguments but the identity)."""
-
-    occurrences: list[Occurrence]
-    contacts: list[ContactRecord]
-    me: set[str]
-    settings: infer.Settings
-    now: dt.datetime
-    until: dt.datetime
-
-
-@contextlib.contextmanager
-def _captured(result: ReconcileResult, what: str) -> Iterator[None]:
-    """Record a failure of the sink in ``result`` instead of raising: the pass goes on."""
-    try:
-        yield
-    except SyncdError as exc:
-        result.exc = exc
-    except Exception as exc:  # a connector bug must not end the pass without a record
-        log.debug("%s failed", what, exc_info=True)
-        result.exc = exc
-
-
-class _DryRunSink:
-    """What a dry run hands the write-back: the sink's reads, and writes that go nowhere.
-
-    So a dry run cannot write by construction, whatever a connector does; connectors'
-    reads (``list_tasks``) create nothing (see ``connectors.base``).
-    """
-
-    def __init__(self, real: Connector) -> None:
-        self._real = real
-
-    def list_tasks(self) -> dict[str, Any]:
-        return self._real.list_tasks()
-
-    def put_task(self, task: TaskSpec) -> None:
-        """Written nowhere."""
-
-    def cancel_task(self, uid: str) -> None:
-        """Cancelled nowhere."""
-
-
-def _nowhere(account: str, secret: str) -> None:
-    """A dry run keeps a refreshed token to itself."""
-
-
 def _copy_to_memory(ledger: Ledger) -> Ledger:
     mem = sqlite3.connect(":memory:", isolation_level=None)
     ledger.conn.backup(mem)
@@ -176,317 +70,64 @@ class Engine:
         dry_run: bool = False,
         now: Callable[[], dt.datetime] = clock.now,
         progress: Progress | None = None,
-        registry: dict[str, type] | None = None,
+        registry: Mapping[str, type] | None = None,
     ) -> None:
         self.config = config
         self.ledger = _copy_to_memory(ledger) if dry_run else ledger
         self.dry_run = dry_run
         self.now = now
-        self.progress = progress
-        self.registry = registry
-        self._connectors: dict[str, tuple[Connector, AccountContext]] = {}
-        self._parsed: collections.OrderedDict[tuple[int, str], tuple[str, Any]] = collections.OrderedDict()
+        self.accounts = Accounts(config, self.ledger, dry_run, registry)
+        self.ingest = Ingest(config, self.ledger, self.accounts, now, progress)
+        self.derive = Derive(config, self.ledger, now)
+        self.writeback = WriteBack(config, self.ledger, now)
 
-    # -- connectors ------------------------------------------------------------
-    def connector(self, name: str) -> tuple[Connector, AccountContext]:
-        """The connector of account ``name`` and its context (built once)."""
-        if name not in self._connectors:
-            acc = self.config.account(name)
-            cls = self.registry[acc.type] if self.registry else plugins.connector_class(acc.type)
-            with self.ledger.transaction():
-                self.ledger.ensure_account(name, acc.type)
-            ctx = AccountContext(account=name, timezone=self.config.timezone,
-                                 state_dict=self.ledger.connector_state(name))
-            if self.dry_run:
-                ctx.put_secret = _nowhere
-            self._connectors[name] = (cls(name, acc.options, ctx), ctx)
-        return self._connectors[name]
-
-    def close(self) -> None:
-        """Close every connector."""
-        for conn, _ in self._connectors.values():
-            try:
-                conn.close()
-            except Exception:  # closing must not hide the pass's result
-                log.debug("closing a connector failed", exc_info=True)
-        self._connectors.clear()
-
-    def _save_state(self, name: str, ctx: AccountContext) -> None:
-        if ctx.dirty:
-            self.ledger.set_connector_state(name, ctx.state_dict)
-            ctx.dirty = False
-
-    # -- window ----------------------------------------------------------------
-    def window(self, since: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
-        """The expansion window: from the earliest backfill start to past the horizon."""
-        now = self.now()
-        stored = self.ledger.meta("window_start")
-        start = dt.datetime.fromisoformat(stored) if stored else now - DEFAULT_SINCE
-        if since is not None and since < start:
-            start = since
-        return start, now + self.config.horizon + _SLACK
-
-    # -- sync --------------------------------------------------------------------
     def sync_account(self, name: str, since: dt.datetime | None = None) -> AccountResult:
         """Bring the ledger up to date with one account; failures are recorded, not raised."""
-        acc = self.config.account(name)
-        result = AccountResult(account=name)
-        try:
-            conn, ctx = self.connector(name)
-            start, end = self.window(since)
-            if self.ledger.meta("window_start") != start.isoformat():
-                with self.ledger.transaction():
-                    self.ledger.set_meta("window_start", start.isoformat())
-                    self._reexpand(self.ledger.conn.execute("SELECT collection, uid FROM series").fetchall(),
-                                   start, end)
-            self._sync_collections(conn, ctx, name, start, end, result)
-            with self.ledger.transaction():
-                before = self.ledger.self_addresses()
-                self.ledger.set_self_addresses(name, conn.self_addresses())
-                if result.changed or self.ledger.self_addresses() != before:
-                    self._bump()
-                self._save_state(name, ctx)
-        except SyncdError as exc:
-            result.exc = exc
-        except Exception as exc:  # a connector bug must not take the other accounts down
-            if disk_full(exc):
-                raise  # the ledger's disk, not the account: the pass cannot go on
-            log.debug("account %s failed", name, exc_info=True)
-            result.exc = exc
-        if result.error:
-            log.error("%s", result.error)
-        self.ledger.record_result(name, acc.type, self.now(), result.error)
-        return result
-
-    def _sync_collections(self, conn: Connector, ctx: AccountContext, name: str,
-                          start: dt.datetime, end: dt.datetime, result: AccountResult) -> None:
-        wanted = [c for c in conn.collections() if (c.kind == EVENTS and conn.events) or (c.kind == CONTACTS and conn.contacts)]
-        with self.ledger.transaction():
-            rows = {c: self.ledger.collection(name, c.kind, c.id, c.name) for c in wanted}
-            keep = {r.id for r in rows.values()}
-            for old in self.ledger.collections(name):
-                if old.id not in keep:
-                    log.info("account %s: %s %s is no longer configured; forgetting it", name, old.kind, old.name)
-                    self.ledger.drop_collection(old.id)
-        for coll, row in rows.items():
-            known = self.ledger.etags(row.id)
-            mentioned: set[str] = set()
-            for batch in conn.changes(coll, row.cursor, known, start):
-                with self.ledger.transaction():
-                    for obj in batch.upserts:
-                        mentioned.add(obj.href)
-                        if known.get(obj.href) == obj.etag:
-                            continue
-                        result.skipped += self._apply(name, coll, row.id, obj, start, end)
-                        result.changed += 1
-                    for href in batch.deletes:
-                        if href in known or href in mentioned:
-                            self._remove(name, row.id, href, start, end)
-                            result.changed += 1
-                    mentioned.update(batch.seen)
-                    if batch.done:
-                        if batch.full:
-                            for href in set(known) - mentioned:
-                                self._remove(name, row.id, href, start, end)
-                                result.changed += 1
-                        self.ledger.set_cursor(row.id, batch.cursor, self.now())
-                    self._save_state(name, ctx)
-                if self.progress and batch.upserts:
-                    self.progress(name, coll.name, len(batch.upserts))
-
-    def _apply(self, account: str, coll: Collection, cid: int, obj: RawObject,
-               start: dt.datetime, end: dt.datetime) -> int:
-        """Store one object and what it implies; returns 1 if (part of) it was skipped."""
-        from syncd import events, vcard  # parsers load only when something changed
-
-        skipped = 0
-        if coll.kind == CONTACTS:
-            records = []
-            for item in vcard.parse(obj.data):
-                if isinstance(item, ParseError):
-                    log.warning("account %s: %s: skipped a contact: %s", account, obj.href, item)
-                    skipped = 1
-                else:
-                    records.append(json.dumps(_record_json(item)))
-            self.ledger.put_object(cid, obj.href, obj.etag, "", [])
-            self.ledger.put_contacts(cid, obj.href, records)
-            return skipped
-        parsed = events.split(obj.data)
-        for problem in parsed.problems:
-            log.warning("account %s: %s: skipped an event: %s", account, obj.href, problem)
-            skipped = 1
-        old = self.ledger.object_uids(cid, obj.href)
-        self.ledger.put_object(cid, obj.href, obj.etag, obj.data, sorted(parsed.by_uid))
-        for uid in sorted(set(old) | set(parsed.by_uid)):
-            skipped |= self._expand(account, cid, uid, start, end, {obj.href: parsed})
-        return skipped
-
-    def _remove(self, account: str, cid: int, href: str, start: dt.datetime, end: dt.datetime) -> None:
-        uids = self.ledger.object_uids(cid, href)
-        self.ledger.delete_object(cid, href)
-        for uid in uids:
-            self._expand(account, cid, uid, start, end, {})
-
-    def _expand(self, account: str, cid: int, uid: str, start: dt.datetime, end: dt.datetime,
-                cache: dict[str, Any]) -> int:
-        from syncd import events
-
-        comps: list[Any] = []
-        tzs: list[Any] = []
-        href = ""
-        for href, data in self.ledger.objects_with_uid(cid, uid):
-            parsed = cache.get(href) or self._split(cid, href, data)
-            comps.extend(parsed.by_uid.get(uid, []))
-            tzs.extend(parsed.timezones)
-        if not comps:
-            self.ledger.drop_series(cid, uid)
-            return 0
-        notes: list[str] = []
-        try:
-            occs, recurring = events.expand(uid, comps, tzs, start, end, self.config.timezone, notes=notes)
-        except ParseError as exc:
-            log.warning("account %s: %s: skipped event %s: %s", account, href, uid, exc)
-            self.ledger.drop_series(cid, uid)
-            return 1
-        for note in notes:
-            log.warning("account %s: %s: event %s cut: %s", account, href, uid, note)
-        self.ledger.replace_series(cid, uid, [(o.recurrence_id, iso(o.start) or "", json.dumps(_occ_json(o))) for o in occs],
-                                   recurring, end)
-        return 0
-
-    def _split(self, cid: int, href: str, data: str) -> Any:
-        """``events.split`` of a stored object, remembered for the next UIDs it holds.
-
-        An export file repeating every UID of a folder is read once per UID; parsing it
-        each time made such a folder quadratic. The parsed objects are only read (the
-        expansion copies what it changes), and the cache is small and keyed on the text.
-        """
-        from syncd import events
-
-        hit = self._parsed.get((cid, href))
-        if hit is not None and hit[0] == data:
-            self._parsed.move_to_end((cid, href))
-            return hit[1]
-        parsed = events.split(data)
-        self._parsed[(cid, href)] = (data, parsed)
-        if len(self._parsed) > _PARSED_CACHE:
-            self._parsed.popitem(last=False)
-        return parsed
-
-    def _bump(self) -> None:
-        """Note that the inference inputs changed (inside a transaction)."""
-        self.ledger.set_meta("generation", str(int(self.ledger.meta("generation") or 0) + 1))
-
-    def _unchanged_since_last(self, now: dt.datetime) -> bool:
-        """True when inference would give what the last reconcile stored.
-
-        Inference depends on the ledger's inputs, the config, today's date and which
-        meetings have started or come within the horizon; if none of those moved, the
-        people and the plan are what they were, and a no-change pass can stop here.
-        """
-        last = self.ledger.meta("reconciled")
-        if not last or self.ledger.followups(("pending",)):
-            return False
-        gen, day, fingerprint, when = last.split("|")
-        then = dt.datetime.fromisoformat(when)
-        if (gen, day, fingerprint) != self._reconcile_key(now)[:3]:
-            return False
-        h = self.config.horizon
-        return not self.ledger.starts_between([(then, now), (then + h, now + h)])
-
-    def _reconcile_key(self, now: dt.datetime) -> tuple[str, str, str, str]:
-        return (self.ledger.meta("generation") or "0", rules.local_date(now, self.config.timezone).isoformat(),
-                self.config.fingerprint, now.isoformat())
-
-    def _reexpand(self, series: list[tuple[int, str]], start: dt.datetime, end: dt.datetime) -> None:
-        owner = {c.id: c.account for c in self.ledger.collections()}
-        for cid, uid in series:
-            self._expand(owner.get(cid, "?"), cid, uid, start, end, {})
-
-    def refresh_window(self) -> None:
-        """Expand recurring series further as time moves on (a transaction)."""
-        start, end = self.window()
-        stale = self.ledger.stale_series(end - _SLACK)
-        if stale:
-            with self.ledger.transaction():
-                self._reexpand(stale, start, end)
-                self._bump()
-
-    # -- inference -------------------------------------------------------------
-    def _orders(self) -> dict[int, int]:
-        names = [a.name for a in self.config.accounts]
-        rows = sorted(self.ledger.collections(),
-                      key=lambda r: (names.index(r.account) if r.account in names else len(names), r.id))
-        return {r.id: i for i, r in enumerate(rows)}
+        return self.ingest.sync_account(name, since)
 
     def inputs(self) -> Inputs:
         """What inference reads from the ledger, as of now."""
-        orders = self._orders()
-        where = {c.id: (c.account, c.name) for c in self.ledger.collections()}
-        occs = [_occ_from(json.loads(data), orders.get(cid, 1 << 30), *where.get(cid, ("", "")))
-                for cid, data in self.ledger.all_occurrences() if cid in orders]
-        contacts = [_record_from(json.loads(data), (orders.get(cid, 1 << 30), href, idx), f"at:{cid}:{href}:{idx}")
-                    for cid, href, idx, data in self.ledger.all_contacts() if cid in orders]
-        me = set(self.config.me) | self.ledger.self_addresses()
-        s = infer.Settings(self.config.max_attendees, self.config.count_all_day,
-                           self.config.match_titles, self.config.track_unknown, tuple(self.config.ignore))
-        now = self.now()
-        return Inputs(occs, contacts, me, s, now, now + self.config.horizon)
+        return self.derive.inputs()
 
     def people(self) -> list[Person]:
         """Inference over everything in the ledger, as of now, with remembered identities."""
-        i = self.inputs()
-        known = self.ledger.identity()
-        people, remembered = infer.derive(i.occurrences, i.contacts, i.me, i.settings, i.now, i.until,
-                                          identity=known)
-        if remembered is not None:
-            # Before any follow-up is written for these ids: a crash in between
-            # re-derives the same ids from the same inputs.
-            with self.ledger.transaction():
-                self.ledger.put_identity(remembered, known)
-        return people
+        return self.derive.people()
 
-    def rule_settings(self) -> rules.RuleSettings:
-        """The config's rule tables."""
-        c = self.config
-        return rules.RuleSettings(c.timezone, c.first_meeting, c.due_after, c.lookback, c.daily_limit,
-                                  c.cadences, c.birthdays, c.days_before, max_others=c.max_others,
-                                  weekly_limit=c.weekly_limit,
-                                  learn=relate.Learn(c.learn, c.learn_factor, c.learn_min.days, c.learn_max.days),
-                                  people=c.people, milestones=c.milestones)
+    def close(self) -> None:
+        """Close every connector."""
+        self.accounts.close()
 
-    # -- reconcile ---------------------------------------------------------------
     def reconcile(self) -> ReconcileResult:
         """Inference, rules and write-back to the ``write_to`` account."""
-        self.refresh_window()
+        self.ingest.refresh_window()
         result = ReconcileResult(account=self.config.write_to)
         now = self.now()
         sink_name = self.config.write_to
-        sink: Connector | _DryRunSink | None = None
-        with _captured(result, "reading back tasks"):
+        sink: Sink | None = None
+        with captured(result, "reading back tasks"):
             if sink_name is not None:
-                real, ctx = self.connector(sink_name)
-                sink = _DryRunSink(real) if self.dry_run else real
-                if self._read_back(sink, sink_name, result):
+                real, ctx = self.accounts.get(sink_name)
+                sink = DryRunSink(real) if self.dry_run else real
+                if self.writeback.read_back(sink, sink_name, result):
                     with self.ledger.transaction():
-                        self._bump()
+                        bump(self.ledger)
                 with self.ledger.transaction():
-                    self._save_state(sink_name, ctx)
-        if result.error is None and self._unchanged_since_last(now):
+                    self.accounts.save_state(sink_name, ctx)
+        if result.error is None and self.derive.unchanged_since_last(now):
             result.people = self.ledger.people_count()
             log.debug("nothing changed since the last pass; inference skipped")
             return result
-        people = self.people()
+        people = self.derive.people()
         result.people = len(people)
         if sink is None or sink_name is None or result.error:
             self._finish(people, result, sink_name, now)
             return result
-        with _captured(result, "write-back"):
+        with captured(result, "write-back"):
             history = self.ledger.followups()
-            todo = rules.plan(people, history, self.rule_settings(), self.now())
-            self._write(sink, sink_name, todo, result)
+            todo = rules.plan(people, history, rule_settings(self.config), self.now())
+            self.writeback.write(sink, sink_name, todo, result)
             with self.ledger.transaction():
-                self._save_state(sink_name, ctx)
+                self.accounts.save_state(sink_name, ctx)
         self._finish(people, result, sink_name, now)
         return result
 
@@ -495,140 +136,17 @@ class Engine:
         if result.error and sink_name is not None:
             log.error("write-back failed: %s", result.error)
             self.ledger.record_result(sink_name, self.config.account(sink_name).type, self.now(), result.error)
-        self._snapshot(people)
+        self.derive.store(people)
         if result.error is None:
             with self.ledger.transaction():
-                self.ledger.set_meta("reconciled", "|".join(self._reconcile_key(now)))
+                self.ledger.set_meta("reconciled", "|".join(self.derive.reconcile_key(now)))
 
-    def _read_back(self, sink: Connector | _DryRunSink, account: str, result: ReconcileResult) -> bool:
-        """Record what the user did to open tasks; True if anything changed."""
-        rows = [r for r in self.ledger.followups(("open", "pending")) if r.account == account]
-        if not rows:
-            return False
-        remote = sink.list_tasks()
-        changed = False
-        now = self.now()
-        with self.ledger.transaction():
-            for row in rows:
-                task = remote.get(row.uid)
-                if row.state == "pending":
-                    continue  # finished by _write
-                if task is None or task.cancelled:
-                    self.ledger.set_followup_state(row.uid, "dismissed", now)
-                    result.dismissed.append(row.summary)
-                    changed = True
-                elif task.completed:
-                    self.ledger.set_followup_state(row.uid, "done", task.completed_at or now)
-                    result.done.append(row.summary)
-                    changed = True
-        return changed
-
-    def _write(self, sink: Connector | _DryRunSink, account: str, todo: rules.Plan, result: ReconcileResult) -> None:
-        today = rules.local_date(self.now(), self.config.timezone)
-        for want in todo.new:
-            row = FollowupRow(
-                uid=want.uid, rule=want.rule, key=want.key, person=want.person, name=want.name,
-                emails=list(want.emails), cycle=want.cycle, due=want.due, summary=want.summary,
-                reason=want.reason, account=account, state="pending", written_on=today,
-            )
-            with self.ledger.transaction():
-                self.ledger.put_followup(row)
-        by_uid = {r.uid: r for r in self.ledger.followups(("pending",)) if r.account == account}
-        for row in by_uid.values():
-            sink.put_task(TaskSpec(row.uid, row.rule, row.key, row.summary, row.reason, row.due))
-            with self.ledger.transaction():
-                self.ledger.set_followup_state(row.uid, "open")
-            result.written.append(f"{row.summary} (due {row.due.isoformat()})")
-            log.info("wrote follow-up %r, due %s: %s", row.summary, row.due, row.reason)
-        rows = {r.uid: r for r in self.ledger.followups(("open",))}
-        for uid in todo.resolve:
-            sink.cancel_task(uid)
-            with self.ledger.transaction():
-                self.ledger.set_followup_state(uid, "resolved", self.now())
-            result.resolved.append(rows[uid].summary if uid in rows else uid)
-            log.info("resolved follow-up %r", rows[uid].summary if uid in rows else uid)
-
-    def _snapshot(self, people: list[Person]) -> None:
-        from syncd import views
-
-        history = self.ledger.followups()
-        today = rules.local_date(self.now(), self.config.timezone)
-        s = self.rule_settings()
-        shared: dict[int, Any] = {}  # meetings are shared objects: their JSON is built once
-        snap, stories = {}, {}
-        rows = []
-        for p in people:
-            entry, story = views.snapshot(p, history, s, today, shared)
-            snap[p.key] = json.dumps(entry, sort_keys=True)
-            stories[p.key] = json.dumps(story, sort_keys=True)
-            rows += [Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar,
-                                 m.others, m.organised) for m in p.meetings]
-        with self.ledger.transaction():
-            self.ledger.replace_people(snap, stories, rows)
-
-    # -- whole pass --------------------------------------------------------------
     def run_pass(self, since: dt.datetime | None = None, accounts: Iterable[str] | None = None) -> PassResult:
         """Sync every account (or ``accounts``) then reconcile."""
         started = self.now()
         names = list(accounts) if accounts is not None else [a.name for a in self.config.accounts]
-        results = [self.sync_account(n, since) for n in names]
+        results = [self.ingest.sync_account(n, since) for n in names]
         rec = self.reconcile()
         if not self.dry_run:
             self.ledger.log_run("backfill" if since else "sync", started, self.now(), rec.summary)
         return PassResult(results, rec)
-
-
-# -- JSON forms of the inference inputs (the derived tables of the ledger) ------
-def _party_json(p: Party | None) -> list[Any] | None:
-    return None if p is None else [p.email, p.name, p.partstat, p.cutype]
-
-
-@functools.lru_cache(maxsize=65536)
-def _party(email: str | None, name: str | None, partstat: str, cutype: str) -> Party:
-    # The same few thousand people attend tens of thousands of meetings: share them.
-    return Party(email, name, partstat, cutype)
-
-
-def _party_from(v: list[Any] | None) -> Party | None:
-    return None if v is None else _party(v[0], v[1], v[2], v[3])
-
-
-def _occ_json(o: Occurrence) -> dict[str, Any]:
-    return {
-        "uid": o.uid, "rid": o.recurrence_id, "start": iso(o.start), "all_day": o.all_day,
-        "cancelled": o.cancelled, "summary": o.summary, "org": _party_json(o.organizer),
-        "att": [_party_json(a) for a in o.attendees], "mod": iso(o.last_modified), "end": iso(o.end),
-    }
-
-
-def _occ_from(d: dict[str, Any], order: int, account: str = "", calendar: str = "") -> Occurrence:
-    end = d.get("end")  # absent in rows expanded before ends were kept
-    return Occurrence(
-        uid=d["uid"], recurrence_id=d["rid"], start=dt.datetime.fromisoformat(d["start"].replace("Z", "+00:00")),
-        all_day=d["all_day"], cancelled=d["cancelled"], summary=d["summary"],
-        organizer=_party_from(d["org"]), attendees=tuple(p for p in map(_party_from, d["att"]) if p),
-        last_modified=dt.datetime.fromisoformat(d["mod"].replace("Z", "+00:00")) if d["mod"] else None,
-        order=order, end=dt.datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None,
-        account=account, calendar=calendar,
-    )
-
-
-def _date_json(p: PartialDate | None) -> list[int | None] | None:
-    return None if p is None else [p.month, p.day, p.year]
-
-
-def _record_json(r: ContactRecord) -> dict[str, Any]:
-    return {"name": r.name, "emails": list(r.emails), "nick": list(r.nicknames), "groups": list(r.groups),
-            "bday": _date_json(r.birthday), "anniv": _date_json(r.anniversary), "ref": r.ref,
-            "ms": [[m.label, *(_date_json(m.date) or [])] for m in r.milestones]}
-
-
-def _record_from(d: dict[str, Any], order: tuple[Any, ...], where: str) -> ContactRecord:
-    """A stored record; ``where`` names it when the card has no UID."""
-    def date(v: list[Any] | None) -> PartialDate | None:
-        return None if v is None else PartialDate(v[0], v[1], v[2])
-
-    return ContactRecord(name=d["name"], emails=tuple(d["emails"]), nicknames=tuple(d["nick"]),
-                         groups=tuple(d["groups"]), birthday=date(d["bday"]), anniversary=date(d["anniv"]),
-                         order=order, ref=d.get("ref") or where,
-                         milestones=tuple(Milestone(m[0], PartialDate(m[1], m[2], m[3])) for m in d.get("ms", ())))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import functools
 import json
 import os
 import sqlite3
@@ -35,6 +36,7 @@ from typing import Any
 from syncd import paths
 from syncd.errors import SyncdError, TempFailError
 from syncd.identity import Identity
+from syncd.model import ContactRecord, Milestone, Occurrence, PartialDate, Party
 
 SCHEMA_VERSION = 2
 
@@ -689,3 +691,62 @@ def _followup(row: sqlite3.Row) -> FollowupRow:
         summary=row["summary"], reason=row["reason"], account=row["account"], state=row["state"],
         written_on=dt.date.fromisoformat(row["written_on"]), closed_at=parse_iso(row["closed_at"]),
     )
+
+
+# -- encodings of the derived rows (occurrences, contacts) ---------------------
+def _party_json(p: Party | None) -> list[Any] | None:
+    return None if p is None else [p.email, p.name, p.partstat, p.cutype]
+
+
+@functools.lru_cache(maxsize=65536)
+def _party(email: str | None, name: str | None, partstat: str, cutype: str) -> Party:
+    # The same few thousand people attend tens of thousands of meetings: share them.
+    return Party(email, name, partstat, cutype)
+
+
+def _party_from(v: list[Any] | None) -> Party | None:
+    return None if v is None else _party(v[0], v[1], v[2], v[3])
+
+
+def occurrence_json(o: Occurrence) -> dict[str, Any]:
+    """The stored form of an occurrence (a row of ``occurrences``)."""
+    return {
+        "uid": o.uid, "rid": o.recurrence_id, "start": iso(o.start), "all_day": o.all_day,
+        "cancelled": o.cancelled, "summary": o.summary, "org": _party_json(o.organizer),
+        "att": [_party_json(a) for a in o.attendees], "mod": iso(o.last_modified), "end": iso(o.end),
+    }
+
+
+def occurrence_from(d: dict[str, Any], order: int, account: str = "", calendar: str = "") -> Occurrence:
+    """An occurrence from its stored form; ``order`` etc. come from its collection."""
+    end = d.get("end")  # absent in rows expanded before ends were kept
+    return Occurrence(
+        uid=d["uid"], recurrence_id=d["rid"], start=dt.datetime.fromisoformat(d["start"].replace("Z", "+00:00")),
+        all_day=d["all_day"], cancelled=d["cancelled"], summary=d["summary"],
+        organizer=_party_from(d["org"]), attendees=tuple(p for p in map(_party_from, d["att"]) if p),
+        last_modified=dt.datetime.fromisoformat(d["mod"].replace("Z", "+00:00")) if d["mod"] else None,
+        order=order, end=dt.datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None,
+        account=account, calendar=calendar,
+    )
+
+
+def _date_json(p: PartialDate | None) -> list[int | None] | None:
+    return None if p is None else [p.month, p.day, p.year]
+
+
+def record_json(r: ContactRecord) -> dict[str, Any]:
+    """The stored form of a contact record (a row of ``contacts``)."""
+    return {"name": r.name, "emails": list(r.emails), "nick": list(r.nicknames), "groups": list(r.groups),
+            "bday": _date_json(r.birthday), "anniv": _date_json(r.anniversary), "ref": r.ref,
+            "ms": [[m.label, *(_date_json(m.date) or [])] for m in r.milestones]}
+
+
+def record_from(d: dict[str, Any], order: tuple[Any, ...], where: str) -> ContactRecord:
+    """A stored record; ``where`` names it when the card has no UID."""
+    def date(v: list[Any] | None) -> PartialDate | None:
+        return None if v is None else PartialDate(v[0], v[1], v[2])
+
+    return ContactRecord(name=d["name"], emails=tuple(d["emails"]), nicknames=tuple(d["nick"]),
+                         groups=tuple(d["groups"]), birthday=date(d["bday"]), anniversary=date(d["anniv"]),
+                         order=order, ref=d.get("ref") or where,
+                         milestones=tuple(Milestone(m[0], PartialDate(m[1], m[2], m[3])) for m in d.get("ms", ())))

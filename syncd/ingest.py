@@ -1,0 +1,245 @@
+"""Connectors -> ledger: bring the ledger up to date with each account.
+
+Public API: ``Ingest`` (``sync_account``, ``window``, ``refresh_window``),
+``AccountResult`` and ``bump``.
+
+Each batch of remote changes commits with the occurrences it implies; a collection's
+cursor commits with its last batch, so a crash loses nothing committed and a rerun
+goes on from there. Recurring series are expanded over a window (from the earliest
+backfill start to past the horizon) and expanded further as time moves on.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import CONTACTS, EVENTS, Collection, Connector, RawObject
+from syncd import errors
+from syncd.accounts import Accounts
+from syncd.config import Config
+from syncd.context import AccountContext
+from syncd.errors import ParseError, SyncdError
+from syncd.ledger import Ledger, disk_full, iso, occurrence_json, record_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SINCE = dt.timedelta(days=5 * 365)
+#: recurring series are expanded this far past the horizon, so most passes need none
+SLACK = dt.timedelta(days=14)
+
+#: parsed objects kept for re-expansion (an export file shares its UIDs with many others)
+_PARSED_CACHE = 64
+
+Progress = Callable[[str, str, int], None]  # account, collection name, objects applied
+
+
+@dataclass
+class AccountResult:
+    """The outcome of syncing one account; a failure keeps its exception (and type)."""
+
+    account: str
+    exc: BaseException | None = None
+    changed: int = 0
+    skipped: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the account synced."""
+        return self.exc is None
+
+    @property
+    def error(self) -> str | None:
+        """The failure as the user reads it (the account named once)."""
+        return None if self.exc is None else errors.message(self.exc, self.account)
+
+def bump(ledger: Ledger) -> None:
+    """Note that the inference inputs changed (inside a transaction)."""
+    ledger.set_meta("generation", str(int(ledger.meta("generation") or 0) + 1))
+
+
+class Ingest:
+    """Syncs accounts into the ledger."""
+
+    def __init__(self, config: Config, ledger: Ledger, accounts: Accounts, now: Callable[[], dt.datetime],
+                 progress: Progress | None = None) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.accounts = accounts
+        self.now = now
+        self.progress = progress
+        self._parsed: collections.OrderedDict[tuple[int, str], tuple[str, Any]] = collections.OrderedDict()
+
+    def window(self, since: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """The expansion window: from the earliest backfill start to past the horizon."""
+        now = self.now()
+        stored = self.ledger.meta("window_start")
+        start = dt.datetime.fromisoformat(stored) if stored else now - DEFAULT_SINCE
+        if since is not None and since < start:
+            start = since
+        return start, now + self.config.horizon + SLACK
+
+    def sync_account(self, name: str, since: dt.datetime | None = None) -> AccountResult:
+        """Bring the ledger up to date with one account; failures are recorded, not raised."""
+        acc = self.config.account(name)
+        result = AccountResult(account=name)
+        try:
+            conn, ctx = self.accounts.get(name)
+            start, end = self.window(since)
+            if self.ledger.meta("window_start") != start.isoformat():
+                with self.ledger.transaction():
+                    self.ledger.set_meta("window_start", start.isoformat())
+                    self._reexpand(self.ledger.conn.execute("SELECT collection, uid FROM series").fetchall(),
+                                   start, end)
+            self._sync_collections(conn, ctx, name, start, end, result)
+            with self.ledger.transaction():
+                before = self.ledger.self_addresses()
+                self.ledger.set_self_addresses(name, conn.self_addresses())
+                if result.changed or self.ledger.self_addresses() != before:
+                    bump(self.ledger)
+                self.accounts.save_state(name, ctx)
+        except SyncdError as exc:
+            result.exc = exc
+        except Exception as exc:  # a connector bug must not take the other accounts down
+            if disk_full(exc):
+                raise  # the ledger's disk, not the account: the pass cannot go on
+            log.debug("account %s failed", name, exc_info=True)
+            result.exc = exc
+        if result.error:
+            log.error("%s", result.error)
+        self.ledger.record_result(name, acc.type, self.now(), result.error)
+        return result
+
+    def _sync_collections(self, conn: Connector, ctx: AccountContext, name: str,
+                          start: dt.datetime, end: dt.datetime, result: AccountResult) -> None:
+        wanted = [c for c in conn.collections() if (c.kind == EVENTS and conn.events) or (c.kind == CONTACTS and conn.contacts)]
+        with self.ledger.transaction():
+            rows = {c: self.ledger.collection(name, c.kind, c.id, c.name) for c in wanted}
+            keep = {r.id for r in rows.values()}
+            for old in self.ledger.collections(name):
+                if old.id not in keep:
+                    log.info("account %s: %s %s is no longer configured; forgetting it", name, old.kind, old.name)
+                    self.ledger.drop_collection(old.id)
+        for coll, row in rows.items():
+            known = self.ledger.etags(row.id)
+            mentioned: set[str] = set()
+            for batch in conn.changes(coll, row.cursor, known, start):
+                with self.ledger.transaction():
+                    for obj in batch.upserts:
+                        mentioned.add(obj.href)
+                        if known.get(obj.href) == obj.etag:
+                            continue
+                        result.skipped += self._apply(name, coll, row.id, obj, start, end)
+                        result.changed += 1
+                    for href in batch.deletes:
+                        if href in known or href in mentioned:
+                            self._remove(name, row.id, href, start, end)
+                            result.changed += 1
+                    mentioned.update(batch.seen)
+                    if batch.done:
+                        if batch.full:
+                            for href in set(known) - mentioned:
+                                self._remove(name, row.id, href, start, end)
+                                result.changed += 1
+                        self.ledger.set_cursor(row.id, batch.cursor, self.now())
+                    self.accounts.save_state(name, ctx)
+                if self.progress and batch.upserts:
+                    self.progress(name, coll.name, len(batch.upserts))
+
+    def _apply(self, account: str, coll: Collection, cid: int, obj: RawObject,
+               start: dt.datetime, end: dt.datetime) -> int:
+        """Store one object and what it implies; returns 1 if (part of) it was skipped."""
+        from syncd import events, vcard  # parsers load only when something changed
+
+        skipped = 0
+        if coll.kind == CONTACTS:
+            records = []
+            for item in vcard.parse(obj.data):
+                if isinstance(item, ParseError):
+                    log.warning("account %s: %s: skipped a contact: %s", account, obj.href, item)
+                    skipped = 1
+                else:
+                    records.append(json.dumps(record_json(item)))
+            self.ledger.put_object(cid, obj.href, obj.etag, "", [])
+            self.ledger.put_contacts(cid, obj.href, records)
+            return skipped
+        parsed = events.split(obj.data)
+        for problem in parsed.problems:
+            log.warning("account %s: %s: skipped an event: %s", account, obj.href, problem)
+            skipped = 1
+        old = self.ledger.object_uids(cid, obj.href)
+        self.ledger.put_object(cid, obj.href, obj.etag, obj.data, sorted(parsed.by_uid))
+        for uid in sorted(set(old) | set(parsed.by_uid)):
+            skipped |= self._expand(account, cid, uid, start, end, {obj.href: parsed})
+        return skipped
+
+    def _remove(self, account: str, cid: int, href: str, start: dt.datetime, end: dt.datetime) -> None:
+        uids = self.ledger.object_uids(cid, href)
+        self.ledger.delete_object(cid, href)
+        for uid in uids:
+            self._expand(account, cid, uid, start, end, {})
+
+    def _expand(self, account: str, cid: int, uid: str, start: dt.datetime, end: dt.datetime,
+                cache: dict[str, Any]) -> int:
+        from syncd import events
+
+        comps: list[Any] = []
+        tzs: list[Any] = []
+        href = ""
+        for href, data in self.ledger.objects_with_uid(cid, uid):
+            parsed = cache.get(href) or self._split(cid, href, data)
+            comps.extend(parsed.by_uid.get(uid, []))
+            tzs.extend(parsed.timezones)
+        if not comps:
+            self.ledger.drop_series(cid, uid)
+            return 0
+        notes: list[str] = []
+        try:
+            occs, recurring = events.expand(uid, comps, tzs, start, end, self.config.timezone, notes=notes)
+        except ParseError as exc:
+            log.warning("account %s: %s: skipped event %s: %s", account, href, uid, exc)
+            self.ledger.drop_series(cid, uid)
+            return 1
+        for note in notes:
+            log.warning("account %s: %s: event %s cut: %s", account, href, uid, note)
+        self.ledger.replace_series(cid, uid, [(o.recurrence_id, iso(o.start) or "", json.dumps(occurrence_json(o))) for o in occs],
+                                   recurring, end)
+        return 0
+
+    def _split(self, cid: int, href: str, data: str) -> Any:
+        """``events.split`` of a stored object, remembered for the next UIDs it holds.
+
+        An export file repeating every UID of a folder is read once per UID; parsing it
+        each time made such a folder quadratic. The parsed objects are only read (the
+        expansion copies what it changes), and the cache is small and keyed on the text.
+        """
+        from syncd import events
+
+        hit = self._parsed.get((cid, href))
+        if hit is not None and hit[0] == data:
+            self._parsed.move_to_end((cid, href))
+            return hit[1]
+        parsed = events.split(data)
+        self._parsed[(cid, href)] = (data, parsed)
+        if len(self._parsed) > _PARSED_CACHE:
+            self._parsed.popitem(last=False)
+        return parsed
+
+    def _reexpand(self, series: list[tuple[int, str]], start: dt.datetime, end: dt.datetime) -> None:
+        owner = {c.id: c.account for c in self.ledger.collections()}
+        for cid, uid in series:
+            self._expand(owner.get(cid, "?"), cid, uid, start, end, {})
+
+    def refresh_window(self) -> None:
+        """Expand recurring series further as time moves on (a transaction)."""
+        start, end = self.window()
+        stale = self.ledger.stale_series(end - SLACK)
+        if stale:
+            with self.ledger.transaction():
+                self._reexpand(stale, start, end)
+                bump(self.ledger)
