@@ -316,3 +316,25 @@ def test_a_series_moved_to_the_window_has_the_same_instances(rule: dict[str, Any
                    for c in recurring_ical_events.of(cal).between(lo - dt.timedelta(days=2), hi))
     truth = [t for t in truth if lo <= t < hi][-events.MAX_PER_SERIES:]
     assert [o.start for o in occs] == truth
+
+
+def test_stop_guard_interrupts_a_step_that_never_ends_after_the_grace() -> None:
+    from syncd import daemon
+
+    before = signal.getsignal(signal.SIGTERM)
+    started = time.monotonic()
+    with pytest.raises(daemon.Interrupted), daemon.StopGuard(grace=0.3) as guard:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert guard.stop  # asked to stop: the step may still finish ...
+        while time.monotonic() - started < 5:  # ... but this one never does
+            time.sleep(0.01)
+    assert 0.25 < time.monotonic() - started < 2
+    # a second SIGTERM does not wait for the grace period
+    started = time.monotonic()
+    with pytest.raises(daemon.Interrupted), daemon.StopGuard(grace=30):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        while time.monotonic() - started < 5:
+            time.sleep(0.01)
+    assert time.monotonic() - started < 1
+    assert signal.getsignal(signal.SIGTERM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
