@@ -32,6 +32,7 @@ import random
 import select
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -536,11 +537,13 @@ class StopGuard:
             raise _Interrupted
 
     def __enter__(self) -> StopGuard:
-        self._old = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_term),
-                     signal.SIGALRM: signal.signal(signal.SIGALRM, self._on_alarm)}
+        if threading.current_thread() is threading.main_thread():  # only it may take signals
+            self._old = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_term),
+                         signal.SIGALRM: signal.signal(signal.SIGALRM, self._on_alarm)}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        if self._old:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
