@@ -457,9 +457,8 @@ class Engine:
         shared: dict[int, Any] = {}  # meetings are shared objects: their JSON is built once
         snap, stories = {}, {}
         for p in people:
-            entry, story = views.snapshot(p, history, s, today, shared)
+            entry, stories[p.key] = views.snapshot(p, history, s, today, shared)
             snap[p.key] = json.dumps(entry, sort_keys=True)
-            stories[p.key] = json.dumps(story, sort_keys=True)
         with self.ledger.transaction():
             self.ledger.replace_people(snap, stories)
 

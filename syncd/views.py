@@ -13,6 +13,7 @@ person`` reads one row of each and recomputes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,32 +26,43 @@ from syncd import relate, rules
 from syncd.infer import Meeting, Person
 from syncd.ledger import FollowupRow, iso
 
+_text = json.encoder.encode_basestring  # a str as a JSON string literal (C speed)
+MEETING_FIELDS = ("start", "end", "summary", "account", "calendar", "others", "organised")
 
-def meeting_json(m: Meeting) -> dict[str, Any]:
-    """One interaction as ``person --json`` shows it."""
-    return {"start": iso(m.start), "end": iso(m.end) if m.end else None, "summary": m.summary,
-            "account": m.account, "calendar": m.calendar, "others": m.others, "organised": m.organised}
+
+def meeting_row(m: Meeting) -> str:
+    """One interaction as stored in a story: a JSON array of ``MEETING_FIELDS``, times
+    as POSIX seconds."""
+    # Written out by hand: a pass encodes tens of thousands of these, and json.dumps'
+    # per-call set-up (or ISO formatting) would cost more than the encoding itself.
+    end = int(m.end.timestamp()) if m.end else "null"
+    return (f"[{int(m.start.timestamp())},{end},{_text(m.summary)},{_text(m.account)},{_text(m.calendar)},"
+            f'{int(m.others)},{"true" if m.organised else "false"}]')
 
 
 def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, today: dt.date,
-             shared: dict[int, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The stored entry of one person (the ``people --json`` fields) and their story.
+             shared: dict[int, tuple[str, dt.date]] | None = None) -> tuple[dict[str, Any], str]:
+    """The stored entry of one person (the ``people --json`` fields) and their story (JSON).
 
-    ``shared`` (by ``id`` of the meeting) lets the people of one pass share the JSON
-    of the meetings they have in common.
+    A story holds the history newest first, the upcoming meetings and the words that
+    explain cadence and strength. Most meetings are shared by several people, so
+    ``shared`` (by ``id`` of the meeting, for one pass) encodes each of them and finds
+    its local date once, and the story is joined from those pieces.
     """
     memo = shared if shared is not None else {}
 
-    def as_json(m: Meeting) -> dict[str, Any]:
+    def seen(m: Meeting) -> tuple[str, dt.date]:
         found = memo.get(id(m))
         if found is None:
-            found = memo[id(m)] = meeting_json(m)
+            found = memo[id(m)] = (meeting_row(m), m.start.astimezone(s.zone).date())
         return found
 
-    found = rules.cadence_of(p, s, today)
-    due = rules.due_date(p, history, s, today)
-    gap = relate.usual_gap(relate.local_dates(p.meetings, s.zone), today)
-    st = relate.strength(p.meetings, today, s.zone)
+    past = [seen(m) for m in p.meetings]
+    days = [d for _, d in past]
+    gap = relate.usual_gap(days, today)
+    found = rules.cadence_of(p, s, today, lambda: gap)
+    due = rules.due_date(p, history, s, today, found) if found else None
+    st = relate.strength(p.meetings, today, s.zone, days)
     entry = {
         "name": p.name,
         "emails": sorted(p.emails),
@@ -66,13 +78,22 @@ def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, t
         "usual_gap_days": gap,
         "strength": st.score,
     }
-    story = {
-        "cadence": _cadence_words(p, found, s),
-        "strength": st.words,
-        "history": [as_json(m) for m in reversed(p.meetings)],
-        "upcoming": [as_json(m) for m in p.upcoming],
-    }
+    words = json.dumps({"cadence": _cadence_words(p, found, s), "strength": st.words}, ensure_ascii=False)
+    story = (words[:-1] + ', "history": [' + ",".join(r for r, _ in reversed(past))
+             + '], "upcoming": [' + ",".join(seen(m)[0] for m in p.upcoming) + "]}")
     return entry, story
+
+
+def meetings_of(story: dict[str, Any], part: str) -> list[dict[str, Any]]:
+    """A story's ``history`` or ``upcoming`` as ``person --json`` objects."""
+    out = []
+    for row in story.get(part, []):
+        item = dict(zip(MEETING_FIELDS, row, strict=True))
+        for k in ("start", "end"):
+            if item[k] is not None:
+                item[k] = iso(dt.datetime.fromtimestamp(item[k], dt.timezone.utc))
+        out.append(item)
+    return out
 
 
 def _cadence_words(p: Person, found: relate.Cadence | None, s: rules.RuleSettings) -> str:
@@ -106,7 +127,7 @@ def followups_of(key: str, entry: dict[str, Any], rows: Iterable[FollowupRow]) -
 def person_json(key: str, entry: dict[str, Any], story: dict[str, Any],
                 rows: Iterable[FollowupRow]) -> dict[str, Any]:
     """The ``person --json`` object: the people fields, history, upcoming, followups."""
-    return {**entry, "history": story.get("history", []), "upcoming": story.get("upcoming", []),
+    return {**entry, "history": meetings_of(story, "history"), "upcoming": meetings_of(story, "upcoming"),
             "followups": [task_json(r) for r in followups_of(key, entry, rows)]}
 
 
