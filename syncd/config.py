@@ -471,13 +471,14 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         raise ConfigError(path, "syncd.write_to", write_to, "the name of an account: " + ", ".join(names))
     if write_to is not None and not getattr(registry[accounts[names.index(write_to)].type], "tasks", False):
         raise ConfigError(path, "syncd.write_to", write_to, "an account whose type can receive tasks")
-    if not accounts:
-        raise ConfigError(path, "accounts", _brief(flat["accounts"]) if "accounts" in flat else MISSING,
-                          "at least one [accounts.NAME] table; see config.example.toml")
+    people = _people(path, flat.get("people", {}))
     fm, kit, bd, inf = sec["rules.first_meeting"], sec["rules.keep_in_touch"], sec["rules.birthday"], sec["inference"]
     if kit["learn_min"] > kit["learn_max"]:
         found = flat.get("rules.keep_in_touch", {}).get("learn_min", SCHEMA["rules.keep_in_touch"]["learn_min"].default)
         raise ConfigError(path, "rules.keep_in_touch.learn_min", found, "a duration no longer than learn_max")
+    if not accounts:
+        raise ConfigError(path, "accounts", _brief(flat["accounts"]) if "accounts" in flat else MISSING,
+                          "at least one [accounts.NAME] table; see config.example.toml")
     ledger = s["ledger"] or paths.state_dir() / "ledger.sqlite3"
     _check_ledger(path, ledger)
     return Config(
@@ -508,7 +509,7 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
         learn_min=kit["learn_min"],
         learn_max=kit["learn_max"],
         milestones=bd["milestones"],
-        people=_people(path, flat.get("people", {})),
+        people=people,
         fingerprint=hashlib.sha256(data).hexdigest()[:16],
     )
 

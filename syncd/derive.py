@@ -15,7 +15,6 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from syncd import infer, relate, rules
 from syncd.config import Config
@@ -114,7 +113,7 @@ class Derive:
         history = self.ledger.followups()
         today = rules.local_date(self.now(), self.config.timezone)
         s = rule_settings(self.config)
-        shared: dict[int, Any] = {}  # meetings are shared objects: their JSON is built once
+        shared: dict[int, dt.date] = {}  # meetings are shared objects: their local date is found once
         snap, stories = {}, {}
         rows = []
         for p in people:

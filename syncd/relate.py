@@ -11,10 +11,11 @@ figures depend on nothing else and property tests can drive them directly.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from syncd.infer import Meeting, Person
@@ -29,9 +30,15 @@ FULL_FREQUENCY = 24  # distinct days a year that count as "as often as it gets"
 PERSON, GROUP, LEARNED = "person", "group", "learned"
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def local_date(when: dt.datetime, zone: dt.tzinfo) -> dt.date:
+    """The local date of an instant (cached: every pass asks again for every meeting)."""
+    return when.astimezone(zone).date()
+
+
 def local_dates(meetings: Iterable[Meeting], zone: dt.tzinfo) -> list[dt.date]:
     """The sorted distinct local dates of ``meetings``."""
-    return sorted({m.start.astimezone(zone).date() for m in meetings})
+    return sorted({local_date(m.start, zone) for m in meetings})
 
 
 def usual_gap(dates: Iterable[dt.date], today: dt.date) -> int | None:
@@ -76,12 +83,19 @@ class Strength:
         return f"last met {ago}; {days} together in the last year; {size}"
 
 
-def strength(meetings: Sequence[Meeting], today: dt.date, zone: dt.tzinfo) -> Strength:
-    """Strength from the meetings of the last 365 days up to today (SPEC §8)."""
-    recent = [m for m in meetings if 0 <= (today - m.start.astimezone(zone).date()).days <= STRENGTH_WINDOW]
+def strength(meetings: Sequence[Meeting], today: dt.date, zone: dt.tzinfo,
+             days: Sequence[dt.date] | None = None) -> Strength:
+    """Strength from the meetings of the last 365 days up to today (SPEC §8).
+
+    ``days``: the meetings' local dates, if the caller has them already.
+    """
+    if days is None:
+        days = [local_date(m.start, zone) for m in meetings]
+    pairs = [(d, m) for d, m in zip(days, meetings, strict=True) if 0 <= (today - d).days <= STRENGTH_WINDOW]
+    recent = [m for _, m in pairs]
     if not recent:
         return Strength(0, 0.0, 0.0, 0.0, None, 0)
-    dates = local_dates(recent, zone)
+    dates = sorted({d for d, _ in pairs})
     since = (today - dates[-1]).days
     r = 0.5 ** (since / HALF_LIFE)
     f = min(1.0, len(dates) / FULL_FREQUENCY)
@@ -133,6 +147,13 @@ def cadence_of(person: Person, table: Mapping[str, dt.timedelta | None], groups:
     """P's cadence: their ``[people]`` table, else their shortest group's, else learned
     from their history (SPEC §5, §8). None: no cadence, or ``"off"``. Catch-ups need an
     address-book record, so people without one have none."""
+    return choose_cadence(person, table, groups, learn,
+                          lambda: usual_gap(local_dates(person.meetings, zone), today))
+
+
+def choose_cadence(person: Person, table: Mapping[str, dt.timedelta | None], groups: Mapping[str, dt.timedelta],
+                   learn: Learn, gap: Callable[[], int | None]) -> Cadence | None:
+    """``cadence_of`` with the usual gap given as a function (called only when needed)."""
     if not person.in_address_book:
         return None
     own = person_setting(person, table)
@@ -142,9 +163,7 @@ def cadence_of(person: Person, table: Mapping[str, dt.timedelta | None], groups:
     found = sorted((c, g) for g, c in groups.items() if g in person.groups)
     if found:
         return Cadence(found[0][0].days, GROUP, found[0][1])
-    if not learn.enabled:
+    usual = gap() if learn.enabled else None
+    if usual is None:
         return None
-    gap = usual_gap(local_dates(person.meetings, zone), today)
-    if gap is None:
-        return None
-    return Cadence(learned_cadence(gap, learn.factor, learn.least, learn.most), LEARNED, str(gap), gap)
+    return Cadence(learned_cadence(usual, learn.factor, learn.least, learn.most), LEARNED, str(usual), usual)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from syncd import relate
@@ -93,9 +93,13 @@ def local_date(when: dt.datetime, zone: dt.tzinfo) -> dt.date:
     return when.astimezone(zone).date()
 
 
-def cadence_of(person: Person, s: RuleSettings, today: dt.date) -> relate.Cadence | None:
-    """P's cadence and its source: ``[people]`` table > shortest group > learned (SPEC §5)."""
-    return relate.cadence_of(person, s.people, s.cadences, s.learn, s.zone, today)
+def cadence_of(person: Person, s: RuleSettings, today: dt.date,
+               gap: Callable[[], int | None] | None = None) -> relate.Cadence | None:
+    """P's cadence and its source: ``[people]`` table > shortest group > learned (SPEC §5).
+    ``gap``: P's usual gap, when the caller has it already."""
+    if gap is None:
+        return relate.cadence_of(person, s.people, s.cadences, s.learn, s.zone, today)
+    return relate.choose_cadence(person, s.people, s.cadences, s.learn, gap)
 
 
 def _mine(person: Person, rows: Iterable[FollowupRow]) -> list[FollowupRow]:
@@ -128,10 +132,15 @@ def _keep_in_touch(person: Person, mine: Sequence[FollowupRow], s: RuleSettings,
     return found, last, last + dt.timedelta(days=found.days) if last else today
 
 
-def due_date(person: Person, rows: Sequence[FollowupRow], settings: RuleSettings, today: dt.date) -> dt.date | None:
-    """The person's keep-in-touch due date (SPEC §5), or None without a cadence."""
-    found = _keep_in_touch(person, _mine(person, rows), settings, today)
-    return found[2] if found else None
+def due_date(person: Person, rows: Sequence[FollowupRow], settings: RuleSettings, today: dt.date,
+             cadence: relate.Cadence | None = None) -> dt.date | None:
+    """The person's keep-in-touch due date (SPEC §5), or None without a cadence.
+    ``cadence``: P's cadence, when the caller has it already."""
+    if cadence is None:
+        found = _keep_in_touch(person, _mine(person, rows), settings, today)
+        return found[2] if found else None
+    last = last_contact(person, _mine(person, rows), settings.zone)
+    return last + dt.timedelta(days=cadence.days) if last else today
 
 
 def next_anniversary(date: PartialDate, today: dt.date) -> dt.date:

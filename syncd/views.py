@@ -33,24 +33,26 @@ def meeting_json(m: Meeting | Interaction) -> dict[str, Any]:
 
 
 def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, today: dt.date,
-             shared: dict[int, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The stored entry of one person (the ``people --json`` fields) and their story.
+             shared: dict[int, dt.date] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored entry of one person (the ``people --json`` fields) and their story
+    (upcoming meetings and the words that explain cadence and strength).
 
-    ``shared`` (by ``id`` of the meeting) lets the people of one pass share the JSON
-    of the meetings they have in common.
+    Most meetings are shared by several people, so ``shared`` (by ``id`` of the
+    meeting, for one pass) finds each one's local date once.
     """
     memo = shared if shared is not None else {}
 
-    def as_json(m: Meeting) -> dict[str, Any]:
+    def day(m: Meeting) -> dt.date:
         found = memo.get(id(m))
         if found is None:
-            found = memo[id(m)] = meeting_json(m)
+            found = memo[id(m)] = m.start.astimezone(s.zone).date()
         return found
 
-    found = rules.cadence_of(p, s, today)
-    due = rules.due_date(p, history, s, today)
-    gap = relate.usual_gap(relate.local_dates(p.meetings, s.zone), today)
-    st = relate.strength(p.meetings, today, s.zone)
+    days = [day(m) for m in p.meetings]
+    gap = relate.usual_gap(days, today)
+    found = rules.cadence_of(p, s, today, lambda: gap)
+    due = rules.due_date(p, history, s, today, found) if found else None
+    st = relate.strength(p.meetings, today, s.zone, days)
     entry = {
         "name": p.name,
         "emails": sorted(p.emails),
@@ -66,11 +68,8 @@ def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, t
         "usual_gap_days": gap,
         "strength": st.score,
     }
-    story = {
-        "cadence": _cadence_words(p, found, s),
-        "strength": st.words,
-        "upcoming": [as_json(m) for m in p.upcoming],
-    }
+    story = {"cadence": _cadence_words(p, found, s), "strength": st.words,
+             "upcoming": [meeting_json(m) for m in p.upcoming]}
     return entry, story
 
 
