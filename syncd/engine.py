@@ -18,15 +18,23 @@ import functools
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import CONTACTS, EVENTS, Collection, Connector, RawObject, TaskSpec
+from connectors.base import (
+    CONTACTS,
+    EVENTS,
+    ChangeBatch,
+    Collection,
+    Connector,
+    RawObject,
+    TaskSpec,
+)
 from syncd import clock, infer, plugins, rules
 from syncd.config import Config
 from syncd.context import AccountContext
-from syncd.errors import AuthError, ParseError, SyncdError
+from syncd.errors import AccountError, AuthError, ParseError, SyncdError
 from syncd.infer import ContactRecord, Occurrence, PartialDate, Party, Person
 from syncd.ledger import FollowupRow, Ledger, iso
 
@@ -36,7 +44,9 @@ DEFAULT_SINCE = dt.timedelta(days=5 * 365)
 #: recurring series are expanded this far past the horizon, so most passes need none
 _SLACK = dt.timedelta(days=14)
 
-Progress = Callable[[str, str, int], None]  # account, collection name, objects applied
+#: account, collection name, objects applied, and (first call of a listing, when the
+#: connector knows it) how many objects the listing holds in all
+Progress = Callable[[str, str, int, "int | None"], None]
 
 
 @dataclass
@@ -115,6 +125,7 @@ class Engine:
         now: Callable[[], dt.datetime] = clock.now,
         progress: Progress | None = None,
         registry: dict[str, type] | None = None,
+        allow_empty: Iterable[str] = (),
     ) -> None:
         self.config = config
         self.ledger = _copy_to_memory(ledger) if dry_run else ledger
@@ -122,6 +133,7 @@ class Engine:
         self.now = now
         self.progress = progress
         self.registry = registry
+        self.allow_empty = frozenset(allow_empty)  # accounts whose empty collections are believed
         self._connectors: dict[str, tuple[Connector, AccountContext]] = {}
 
     # -- connectors ------------------------------------------------------------
@@ -205,7 +217,9 @@ class Engine:
         for coll, row in rows.items():
             known = self.ledger.etags(row.id)
             mentioned: set[str] = set()
-            for batch in conn.changes(coll, row.cursor, known, start):
+            batches = _believed(conn.changes(coll, row.cursor, known, start), known, name, coll,
+                                name in self.allow_empty)
+            for batch in batches:
                 with self.ledger.transaction():
                     for obj in batch.upserts:
                         mentioned.add(obj.href)
@@ -225,8 +239,8 @@ class Engine:
                                 result.changed += 1
                         self.ledger.set_cursor(row.id, batch.cursor, self.now())
                     self._save_state(name, ctx)
-                if self.progress and batch.upserts:
-                    self.progress(name, coll.name, len(batch.upserts))
+                if self.progress and (batch.upserts or batch.total):
+                    self.progress(name, coll.name, len(batch.upserts), batch.total)
 
     def _apply(self, account: str, coll: Collection, cid: int, obj: RawObject,
                start: dt.datetime, end: dt.datetime) -> int:
@@ -434,7 +448,8 @@ class Engine:
             with self.ledger.transaction():
                 self.ledger.set_followup_state(row.uid, "open")
             result.written.append(f"{row.summary} (due {row.due.isoformat()})")
-            log.info("wrote follow-up %r, due %s: %s", row.summary, row.due, row.reason)
+            log.info("%s follow-up %r, due %s: %s", "would write" if self.dry_run else "wrote",
+                     row.summary, row.due, row.reason, extra={"listed": True})
         rows = {r.uid: r for r in self.ledger.followups(("open",))}
         for uid in todo.resolve:
             if not self.dry_run:
@@ -442,7 +457,8 @@ class Engine:
             with self.ledger.transaction():
                 self.ledger.set_followup_state(uid, "resolved", self.now())
             result.resolved.append(rows[uid].summary if uid in rows else uid)
-            log.info("resolved follow-up %r", rows[uid].summary if uid in rows else uid)
+            log.info("%s follow-up %r", "would resolve" if self.dry_run else "resolved",
+                     rows[uid].summary if uid in rows else uid, extra={"listed": True})
 
     def _snapshot(self, people: list[Person]) -> None:
         history = self.ledger.followups()
@@ -480,6 +496,46 @@ class Engine:
         if not self.dry_run:
             self.ledger.log_run("backfill" if since else "sync", started, self.now(), rec.summary)
         return PassResult(results, rec)
+
+
+def _believed(batches: Iterable[ChangeBatch], known: Mapping[str, str], account: str, coll: Collection,
+              allow: bool) -> Iterator[ChangeBatch]:
+    """``batches``, unless they would empty a collection that held objects (SPEC §6).
+
+    An unmounted folder or a server answering with an empty collection looks exactly
+    like "everything was deleted"; believing it would wipe the history and then flood
+    the list with catch-ups. Batches that carry only deletions are held back until
+    something else shows up (then they pass unchanged, in order); if the listing ends
+    and would leave nothing of what the ledger held, nothing is applied and the account
+    fails, unless ``allow`` (``syncd sync --allow-empty ACCOUNT``) accepts it this once.
+
+    Raises:
+        AccountError: the listing would empty the collection and ``allow`` is false.
+    """
+    held: list[ChangeBatch] = []
+    passing = not known  # nothing to lose: nothing to check
+    for batch in batches:
+        if not passing and (batch.upserts or batch.seen):
+            passing = True
+            yield from held
+            held.clear()
+        if passing:
+            yield batch
+            continue
+        held.append(batch)
+        if batch.done:
+            gone = {h for b in held for h in b.deletes} | (set(known) if batch.full else set())
+            if set(known) <= gone:
+                if not allow:
+                    raise AccountError(
+                        f"account {account!r}: {coll.kind} collection {coll.name!r} held {len(known)} "
+                        "objects and now lists none; not believed, nothing deleted (an unmounted "
+                        "folder? a server problem?). If it really is empty: "
+                        f"syncd sync --allow-empty {account}")
+                log.warning("account %s: %s is empty now; accepted (--allow-empty)", account, coll.name)
+            yield from held
+            held.clear()
+    yield from held
 
 
 # -- JSON forms of the inference inputs (the derived tables of the ledger) ------

@@ -81,3 +81,9 @@ class ParseError(SyncdError):
 
 class PreconditionFailed(AccountError):
     """A conditional write lost a race (HTTP 412, a file that appeared)."""
+
+
+class UsageError(SyncdError):
+    """The command asked for something that cannot be (exit 2, as a bad command line)."""
+
+    exit_code = EX_USAGE

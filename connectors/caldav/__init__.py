@@ -103,6 +103,12 @@ class CaldavConnector(Connector):
         if wanted is None:
             return items
         by_name = {i["name"]: i for i in items}
+        # A collection's path works as well as its display name (Radicale's default
+        # display name is the path): "/alice/work/", "alice/work" and "work" all match.
+        for i in items:
+            path = i["href"].strip("/")
+            for alias in (i["href"], path, path.rsplit("/", 1)[-1]):
+                by_name.setdefault(alias, i)
         missing = [w for w in wanted if w not in by_name]
         if missing:
             found = ", ".join(sorted(by_name)) or "none"
@@ -240,6 +246,20 @@ class CaldavConnector(Connector):
         if layout.get("addresses"):
             lines.append("user addresses: " + ", ".join(layout["addresses"]))
         return lines
+
+    def verify_secret(self, secret: str) -> None:
+        """Log in with ``secret`` and find the principal (``syncd auth`` before storing).
+
+        Raises:
+            AuthError: the server refused the password.
+        """
+        verify = self.opts.get("verify")
+        http = Http(self.name, self.opts["url"], self.opts.get("username"), secret,
+                    verify=True if verify is None else verify, timeout=30.0)
+        try:
+            discovery.discover(http)
+        finally:
+            http.close()
 
     def close(self) -> None:
         """Release the session."""
