@@ -34,6 +34,10 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+#: a column keeps at most this width unwrapped when the terminal is too narrow
+_WIDEST_WORD = 32
+
+
 def _tsv_cell(value: str) -> str:
     # a tab or newline inside a cell would shift every column after it
     return value.replace("\t", " ").replace("\r", " ").replace("\n", " ")
@@ -47,10 +51,15 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str]], stream: TextIO 
             stream.write("\t".join(_tsv_cell(str(c)) for c in row) + "\n")
         return
     t = Table(*columns, box=None, header_style="bold")
-    for col in t.columns:
+    cells = [[str(c) for c in row] for row in rows]
+    for i, col in enumerate(t.columns):
         col.overflow = "fold"  # wrap a long email inside its cell rather than end it with "…"
-    for row in rows:
-        t.add_row(*(str(c) for c in row))
+        # Columns of single words (emails, dates) keep their width while they can, so the
+        # squeeze falls on columns that wrap between words (reasons, names).
+        words = [len(w) for row in cells for w in row[i].split()] + [len(columns[i])]
+        col.min_width = min(max(words), _WIDEST_WORD)
+    for row in cells:
+        t.add_row(*row)
     Console(file=stream, highlight=False).print(t)
 
 

@@ -405,13 +405,3 @@ def test_completion_answers_from_the_parser(world: World, tmp_path: Path) -> Non
     env.update(COMP_LINE="syncd people --o", COMP_POINT="16")
     subprocess.run([sys.executable, "-m", "syncd"], env=env, capture_output=True, timeout=60)
     assert answer.read_text().split() == ["--overdue"]
-
-
-def test_man_page_is_generated_from_the_parser() -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import make_docs
-    finally:
-        sys.path.pop(0)
-    assert (ROOT / "docs" / "syncd.1").read_text() == make_docs.man_page(), "run scripts/make_docs.py"
-    assert ".SH" in make_docs.man_page() and "allow\\-empty" in make_docs.man_page()
