@@ -63,5 +63,6 @@ def test_no_generic_top_level_package(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         tops = {n.split("/")[0] for n in zf.namelist() if "/" in n and ".dist-info/" not in n}
         assert tops == {"syncd", "syncd_connectors"}
-        assert "syncd_connectors/vdir.py" in zf.namelist()
+        modules = {p.relative_to(ROOT / "connectors").as_posix() for p in (ROOT / "connectors").rglob("*.py")}
+        assert {f"syncd_connectors/{m}" for m in modules} <= set(zf.namelist())
         assert "syncd_connectors.vdir:VdirConnector" in _dist_file(zf, "entry_points.txt")
