@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from syncd.errors import SyncdError, UsageError
 
@@ -193,13 +194,13 @@ def vdir_config(found: Found) -> str:
     return "\n".join(lines) + "\n"
 
 
-def caldav_config(url: str, username: str | None, layout: dict[str, object]) -> str:
+def caldav_config(url: str, username: str | None, layout: dict[str, Any]) -> str:
     """A config with one CalDAV account ``home`` listing what the server offers."""
-    cals = [c for c in layout.get("calendars", []) if "VEVENT" in c.get("components", [])]  # type: ignore[attr-defined]
-    books = list(layout.get("addressbooks", []))  # type: ignore[call-overload]
+    cals = [c for c in layout.get("calendars", []) if "VEVENT" in c.get("components", [])]
+    books = list(layout.get("addressbooks", []))
     lines = ["# Written by `syncd init`; every key is explained in docs/config.md.",
              "# Store the password with: syncd auth home", "", "[syncd]"]
-    addresses = list(layout.get("addresses", []))  # type: ignore[call-overload]
+    addresses = list(layout.get("addresses", []))
     if addresses:
         lines.append("me = [" + ", ".join(_toml(a) for a in addresses) + "]")
     lines += ['write_to = "home"', "", "[accounts.home]", 'type = "caldav"', f"url = {_toml(url)}"]
@@ -217,7 +218,7 @@ def caldav_config(url: str, username: str | None, layout: dict[str, object]) -> 
     return "\n".join(lines) + "\n"
 
 
-def _discover(url: str, username: str | None) -> dict[str, object]:
+def _discover(url: str, username: str | None) -> dict[str, Any]:
     """Ask the server what it offers (the password is asked for when a username is given)."""
     from syncd import plugins, secrets
     from syncd.context import AccountContext
