@@ -198,8 +198,12 @@ def caldav_config(url: str, username: str | None, layout: dict[str, Any]) -> str
     """A config with one CalDAV account ``home`` listing what the server offers."""
     cals = [c for c in layout.get("calendars", []) if "VEVENT" in c.get("components", [])]
     books = list(layout.get("addressbooks", []))
-    lines = ["# Written by `syncd init`; every key is explained in docs/config.md.",
-             "# Store the password with: syncd auth home", "", "[syncd]"]
+    lines = ["# Written by `syncd init`; every key is explained in docs/config.md."]
+    if layout.get("stored"):
+        lines.append("# The password is in the keyring (service syncd, user home).")
+    elif username:
+        lines.append("# Store the password with: syncd auth home")
+    lines += ["", "[syncd]"]
     addresses = list(layout.get("addresses", []))
     if addresses:
         lines.append("me = [" + ", ".join(_toml(a) for a in addresses) + "]")
@@ -228,9 +232,19 @@ def _discover(url: str, username: str | None) -> dict[str, Any]:
     ctx = AccountContext("home", get_secret=lambda _account: password or "")
     conn = cls("home", {"url": url, "username": username}, ctx)
     try:
-        return dict(conn.layout(refresh=True))
+        layout = dict(conn.layout(refresh=True))
     finally:
         conn.close()
+    layout["stored"] = False
+    if password:
+        # the server took it: keep it, so that `syncd check` works next (no second prompt)
+        try:
+            secrets.check_backend()
+            secrets.put("home", password)
+            layout["stored"] = True
+        except SyncdError:
+            pass  # no usable keyring here: the config says to run `syncd auth home`
+    return layout
 
 
 def write_first_config(path: Path, url: str | None = None, username: str | None = None) -> str:

@@ -247,6 +247,17 @@ class CaldavConnector(Connector):
             lines.append("user addresses: " + ", ".join(layout["addresses"]))
         return lines
 
+    def problems(self) -> list[str]:
+        """A tasks calendar that exists but cannot take follow-ups (``syncd check``)."""
+        layout = self.layout(refresh=True)
+        want = "VEVENT" if self.opts["tasks_as"] == "event" else "VTODO"
+        for cal in layout["calendars"]:
+            if cal["name"] == self.opts["tasks"] and want not in cal["components"]:
+                accepts = ", ".join(cal["components"]) or "nothing"
+                return [f"tasks: calendar {cal['name']!r} does not accept {want} (it takes {accepts}); "
+                        f'name another calendar, or set tasks_as = "{"event" if want == "VTODO" else "todo"}"']
+        return []
+
     def verify_secret(self, secret: str) -> None:
         """Log in with ``secret`` and find the principal (``syncd auth`` before storing).
 

@@ -49,16 +49,20 @@ def test_auth_checks_the_password_with_the_server_before_storing(rworld: DavWorl
 def test_init_with_a_url_lists_calendars_by_name_and_path(rworld: DavWorld) -> None:
     w = rworld
     assert w.password and w.user
+    w.keyring().delete_password("syncd", "home")
     new = w.root / "new" / "config.toml"
     proc = _syncd(w, "init", w.server.url, "--username", w.user, stdin=w.password + "\n", config=str(new))
     assert proc.returncode == 0, proc.stderr
     text = new.read_text()
+    # the server took the password, so init kept it: check needs no other step
+    assert "The password is in the keyring" in text
+    assert w.keyring().get_password("syncd", "home") == w.password
     assert f'"{w.cal_name}",  # {w.cal}' in text  # display name, then path
     assert f'"{w.book_name}",  # {w.book}' in text
     cfg = tomllib.loads(text)
     assert cfg["accounts"]["home"]["url"] == w.server.url
     assert cfg["accounts"]["home"]["username"] == w.user
-    check = _syncd(w, "check", config=str(new))  # the password is in the keyring already
+    check = _syncd(w, "check", config=str(new))
     assert check.returncode == 0, check.stdout + check.stderr
     assert w.cal_name in check.stdout
     _assert_no_secret(w)
@@ -75,3 +79,13 @@ def test_calendars_can_be_named_by_path(rworld: DavWorld) -> None:
     assert f"calendars (1): {w.cal_name}" in check.stdout
     assert f"address books (1): {w.book_name}" in check.stdout
     _bob(w)
+
+
+def test_check_names_a_tasks_calendar_that_takes_no_tasks(rworld: DavWorld) -> None:
+    w = rworld
+    events_only = f"Events only {w.tag}"
+    w.seed.mkcalendar(events_only, components=("VEVENT",))
+    w.config.write_text(w.config.read_text().replace(f'tasks = "{w.tasks_name}"', f'tasks = "{events_only}"'))
+    check = _syncd(w, "check")
+    assert check.returncode == 1, check.stdout
+    assert f"problem: tasks: calendar '{events_only}' does not accept VTODO (it takes VEVENT)" in check.stdout

@@ -66,3 +66,9 @@ def test_no_generic_top_level_package(wheel: Path) -> None:
         modules = {p.relative_to(ROOT / "connectors").as_posix() for p in (ROOT / "connectors").rglob("*.py")}
         assert {f"syncd_connectors/{m}" for m in modules} <= set(zf.namelist())
         assert "syncd_connectors.vdir:VdirConnector" in _dist_file(zf, "entry_points.txt")
+
+
+def test_man_page_is_installed(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        [page] = [n for n in zf.namelist() if n.endswith(".data/data/share/man/man1/syncd.1")]
+        assert zf.read(page).decode() == (ROOT / "docs" / "syncd.1").read_text()
