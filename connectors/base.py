@@ -74,6 +74,9 @@ class ChangeBatch:
     done: bool = False
     full: bool = False
     seen: list[str] = field(default_factory=list)  # hrefs unchanged but present (full listings)
+    #: how many objects all the batches of this listing will upsert, when the connector
+    #: knows it up front (vdir: changed files); set on the first batch, drives a progress bar
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,9 @@ class Connector:
     events: ClassVar[bool] = False
     contacts: ClassVar[bool] = False
     tasks: ClassVar[bool] = False
+    #: what ``syncd auth`` stores: "password" (prompted, checked with
+    #: ``verify_secret``), "oauth" (``authorize`` runs its own flow), or None (no secret)
+    secret_kind: ClassVar[str | None] = "password"
 
     def __init__(self, name: str, options: Mapping[str, Any], ctx: Context) -> None:
         self.name = name
@@ -211,6 +217,22 @@ class Connector:
             syncd.errors.SyncdError: when the account cannot be used.
         """
         return [f"{len(self.collections())} collections"]
+
+    def problems(self) -> list[str]:
+        """Setup mistakes that leave the account reachable but useless (``syncd check``).
+
+        Each is one line naming the key and the value, e.g. a glob that matches
+        nothing. The default finds none.
+        """
+        return []
+
+    def verify_secret(self, secret: str) -> None:
+        """Check a secret against the service before ``syncd auth`` stores it.
+
+        Raises:
+            syncd.errors.AuthError: the service refused it.
+            syncd.errors.SyncdError: the service could not be asked.
+        """
 
     def close(self) -> None:
         """Release connections."""

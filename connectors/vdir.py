@@ -13,6 +13,8 @@ import datetime as dt
 import glob
 import logging
 import os
+import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,7 +30,7 @@ from connectors.base import (
     TaskSpec,
 )
 from syncd import clock, events, taskical
-from syncd.config import Option, choice
+from syncd.config import Invalid, Option, choice
 from syncd.errors import AccountError, PreconditionFailed
 
 log = logging.getLogger(__name__)
@@ -74,26 +76,51 @@ def _write_new(folder: Path, name: str, text: str) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+_UNSET_VAR = re.compile(r"\$(\w+|\{\w+\})")
+
+
+def _expanded(value: Any) -> Path:
+    """A path with ``$VAR``/``${VAR}`` and ``~`` expanded, as vdirsyncer users expect."""
+    return Path(os.path.expandvars(_parse_path(value))).expanduser()
+
+
+def _expanded_list(value: Any) -> list[Path]:
+    return [Path(os.path.expandvars(str(p))).expanduser() for p in _parse_path_list(value)]
+
+
+def _parse_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("a non-empty string (a folder)")
+    return value
+
+
+def _parse_path_list(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise Invalid("a list of folders (non-empty strings, globs allowed)")
+    return list(value)
+
+
 class VdirConnector(Connector):
     """Reads calendars and address books from folders; writes follow-ups into one."""
 
     options: ClassVar[dict[str, Option]] = {
-        "calendars": Option("path_list", [], "folders (globs) of .ics files"),
-        "addressbooks": Option("path_list", [], "folders (globs) of .vcf files"),
-        "tasks": Option("path", None, "the folder follow-ups are written into; created if missing"),
+        "calendars": Option(_expanded_list, [], "folders (globs, $VARS and ~ expanded) of .ics files"),
+        "addressbooks": Option(_expanded_list, [], "folders (globs, $VARS and ~ expanded) of .vcf files"),
+        "tasks": Option(_expanded, None, "the folder follow-ups are written into; created if missing"),
         "tasks_as": Option(choice("todo", "event"), "todo", '"todo" (VTODO) or "event" (all-day VEVENT)'),
     }
     events = True
     contacts = True
     tasks = True
+    secret_kind = None  # local folders need no password
 
     def __init__(self, name: str, options: Mapping[str, Any], ctx: Any) -> None:
         super().__init__(name, options, ctx)
         self.task_dir: Path | None = self.opts.get("tasks")
 
-    def _folders(self, key: str) -> list[Path]:
+    def _folders(self, key: str, patterns: list[Any] | None = None) -> list[Path]:
         found: list[Path] = []
-        for pattern in self.opts.get(key) or []:
+        for pattern in self.opts.get(key) or [] if patterns is None else patterns:
             matches = sorted(glob.glob(str(pattern))) if glob.has_magic(str(pattern)) else [str(pattern)]
             for m in matches:
                 p = Path(m)
@@ -106,8 +133,15 @@ class VdirConnector(Connector):
         out = []
         for key, kind in (("calendars", EVENTS), ("addressbooks", CONTACTS)):
             for pattern in self.opts.get(key) or []:
+                var = _unset_var(Path(pattern))
+                if var:
+                    raise AccountError(f"{key}: {pattern}: the environment variable {var} is not set")
                 if not glob.has_magic(str(pattern)) and not Path(pattern).is_dir():
                     raise AccountError(f"folder {pattern} does not exist")
+                # A glob that matched folders and now matches none is most likely an
+                # unmounted disk: failing keeps the ledger's history of those folders.
+                if glob.has_magic(str(pattern)) and not self._folders(key, [pattern]):
+                    raise AccountError(f"{key}: {pattern} matches no folder")
             out += [Collection(id=str(p.absolute()), name=p.name, kind=kind) for p in self._folders(key)]
         return out
 
@@ -122,7 +156,7 @@ class VdirConnector(Connector):
             raise AccountError(f"cannot list {folder}: {exc.strerror}") from None
         changed = sorted(n for n, tag in now.items() if known.get(n) != tag)
         gone = sorted(set(known) - set(now))
-        batch = ChangeBatch(deletes=gone)
+        batch = ChangeBatch(deletes=gone, total=len(changed))
         for name in changed:
             try:
                 batch.upserts.append(RawObject(href=name, etag=now[name], data=_read(folder / name)))
@@ -207,6 +241,85 @@ class VdirConnector(Connector):
         if self.task_dir is not None:
             lines.append(f"follow-ups go to {self.task_dir}")
         return lines
+
+    def problems(self) -> list[str]:
+        """What would make this account useless: globs matching nothing, empty folders,
+        parents of collections, unset ``$VARS``, a tasks folder that cannot be written."""
+        out: list[str] = []
+        for key, suffix in (("calendars", ".ics"), ("addressbooks", ".vcf")):
+            for pattern in self.opts.get(key) or []:
+                out += _pattern_problems(key, Path(pattern), suffix, self.task_dir)
+        if self.task_dir is not None:
+            out += _tasks_problems(self.task_dir)
+        return out
+
+
+def _unset_var(path: Path) -> str | None:
+    m = _UNSET_VAR.search(str(path))
+    return m.group(0) if m else None
+
+
+def _pattern_problems(key: str, pattern: Path, suffix: str, task_dir: Path | None) -> list[str]:
+    var = _unset_var(pattern)
+    if var:
+        return [f"{key}: {pattern}: the environment variable {var} is not set"]
+    text = str(pattern)
+    if glob.has_magic(text):
+        matches = [Path(m) for m in sorted(glob.glob(text)) if Path(m).is_dir()]
+        if task_dir is not None:
+            matches = [m for m in matches if m.resolve() != task_dir.resolve()]
+        if not matches:
+            return [f"{key}: {pattern} matches no folder"]
+    elif not pattern.is_dir():
+        return [f"{key}: folder {pattern} does not exist"]
+    else:
+        matches = [pattern]
+    out = []
+    for folder in matches:
+        try:
+            if _scan(folder, suffix):
+                continue
+            subs = sorted(p.name for p in folder.iterdir()
+                          if p.is_dir() and not p.name.startswith(".") and _has_items(p, suffix))
+        except OSError as exc:
+            out.append(f"{key}: cannot list {folder}: {exc.strerror}")
+            continue
+        if subs:
+            shown = ", ".join(subs[:5]) + (", ..." if len(subs) > 5 else "")
+            out.append(f"{key}: {folder} holds no {suffix} files but its subfolders do ({shown}): "
+                       f'did you mean "{folder}/*"?')
+        else:
+            out.append(f"{key}: {folder} holds no {suffix} files")
+    return out
+
+
+def _has_items(folder: Path, suffix: str) -> bool:
+    try:
+        return bool(_scan(folder, suffix))
+    except OSError:
+        return False
+
+
+def _tasks_problems(folder: Path) -> list[str]:
+    """Probe the tasks folder: it exists and takes a file, or it can be created."""
+    var = _unset_var(folder)
+    if var:
+        return [f"tasks: {folder}: the environment variable {var} is not set"]
+    if folder.exists():
+        if not folder.is_dir():
+            return [f"tasks: {folder} is not a folder"]
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=_TMP, suffix=".probe"):
+                pass
+        except OSError as exc:
+            return [f"tasks: cannot write into {folder}: {exc.strerror}"]
+        return []
+    parent = folder.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return [f"tasks: cannot create {folder}: {parent} is not a writable folder"]
+    return []
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -14,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from syncd import clock, config, errors, rules
+from syncd import __version__, clock, config, errors, output, rules
 from syncd import log as logsetup
 from syncd.errors import EX_FAILED, EX_OK, EX_USAGE, SyncdError
 from syncd.ledger import Ledger, disk_full, full_disk_error, iso
@@ -38,47 +39,94 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, found {text!r}") from None
 
 
+EPILOG = """exit codes: 0 all accounts fine; 1 an account failed (the others were synced); 2 bad
+command line; 69 a component is missing (keyring backend, connector); 75 try again later
+(ledger locked, keyring locked, every account unreachable); 78 bad config, nothing done.
+Documentation: the docs/ folder of the source, `man syncd` where installed."""
+
+
 def parser() -> argparse.ArgumentParser:
-    """The command line."""
-    p = _Parser(prog="syncd", description="Keep in touch: follow-ups from your calendar and address book.")
-    p.add_argument("--config", type=Path, help="config file (default: $SYNCD_CONFIG, then the XDG config dir)")
+    """The command line (SPEC §2); completion and the man page are generated from it."""
+    p = _Parser(prog="syncd", description="Keep in touch: follow-ups from your calendar and address book.",
+                epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"syncd {__version__}",
+                   help="print the version and exit")
+    p.add_argument("--config", type=Path, metavar="PATH",
+                   help="config file (default: $SYNCD_CONFIG, then $CONFIGURATION_DIRECTORY/config.toml, "
+                        "then ~/.config/syncd/config.toml)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv: libraries too)")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success; warnings and errors only")
     p.add_argument("--backfill", action="store_true", help="import all history once, then write what is due")
-    p.add_argument("--since", type=_date, help="with --backfill: first day to import (default: 5 years back)")
-    p.add_argument("--dry-run", action="store_true", dest="dry_top", help="read everything, write nothing")
+    p.add_argument("--since", type=_date, metavar="YYYY-MM-DD",
+                   help="with --backfill: first day to import (default: 5 years back)")
+    p.add_argument("--dry-run", action="store_true", dest="dry_top",
+                   help="read everything, write nothing (the ledger is left as it was)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    s = sub.add_parser("sync", help="one incremental pass over every account")
-    s.add_argument("--dry-run", action="store_true")
-    sub.add_parser("run", help="the daemon: a pass every interval until SIGTERM")
-    st = sub.add_parser("status", help="per account: last success, last error, cursors")
-    st.add_argument("--json", action="store_true")
-    pe = sub.add_parser("people", help="everyone known, with their history")
-    pe.add_argument("--json", action="store_true")
-    pe.add_argument("--overdue", action="store_true", help="only those due today or earlier")
-    pe.add_argument("--sort", choices=("name", "due", "strength", "last"), default="name",
-                    help="name; due (soonest first); strength (strongest first); last (most recently met first)")
-    pn = sub.add_parser("person", help="one person in full: history, cadence, strength, follow-ups")
-    pn.add_argument("query", metavar="QUERY", help="an email (exact) or part of a name (any case)")
-    pn.add_argument("--json", action="store_true")
-    t = sub.add_parser("tasks", help="follow-ups syncd wrote")
-    t.add_argument("--json", action="store_true")
+    s = sub.add_parser("sync", help="one incremental pass over every account, then exit",
+                       description="One incremental pass over every account, then exit (for timers and cron).")
+    s.add_argument("--dry-run", action="store_true", help="read everything, write nothing anywhere")
+    s.add_argument("--allow-empty", action="append", default=[], metavar="ACCOUNT",
+                   help="believe, this once, that a collection of ACCOUNT that held objects is now empty "
+                        "(else syncd refuses, to protect the history from an unmounted folder)")
+    sub.add_parser("run", help="the daemon: a pass every interval until SIGTERM",
+                   description="The daemon: an incremental pass every `interval`, until SIGTERM.")
+    st = sub.add_parser("status", help="per account: last success, last error, cursors",
+                        description="Per account: last success, last error, cursor age, counts; the ledger.")
+    st.add_argument("--json", action="store_true", help="one JSON object (fields: docs/json.md)")
+    pe = sub.add_parser("people", help="everyone known, with their history",
+                        description="Everyone known, with their history; dates are local dates.")
+    pe.add_argument("--json", action="store_true", help="a JSON array (fields: docs/json.md)")
+    pe.add_argument("--overdue", action="store_true",
+                    help="only those due today or earlier, the longest overdue first")
+    pe.add_argument("--sort", choices=("name", "due", "strength", "last"), default=None,
+                    help="name (the default; with --overdue: due); due (soonest first); strength (strongest "
+                         "first); last (most recently met first)")
+    pn = sub.add_parser("person", help="one person in full: history, cadence, strength, follow-ups",
+                        description="One person in full (SPEC §8): the people fields, where the cadence "
+                                    "comes from, strength in words, every interaction, upcoming meetings "
+                                    "and every follow-up. Exit 2 when QUERY matches nobody or several.")
+    pn.add_argument("query", metavar="QUERY", help="an email (exact, any case) or part of a name (any case)")
+    pn.add_argument("--json", action="store_true", help="one JSON object (fields: docs/json.md)")
+    t = sub.add_parser("tasks", help="follow-ups syncd wrote", description="Follow-ups syncd wrote and their state.")
+    t.add_argument("--json", action="store_true", help="a JSON array (fields: docs/json.md)")
     t.add_argument("--all", action="store_true", help="also done, dismissed and resolved ones")
-    a = sub.add_parser("auth", help="store an account's secret in the keyring")
-    a.add_argument("account")
-    sub.add_parser("check", help="validate the config and reach every account")
+    a = sub.add_parser("auth", help="store an account's secret in the keyring",
+                       description="Store an account's secret in the keyring: a password (prompted on a "
+                                   "terminal, else read from standard input; checked against the server "
+                                   "first) or, for Google, the OAuth installed-app flow.")
+    a.add_argument("account", metavar="ACCOUNT", help="the name of an [accounts.NAME] table")
+    sub.add_parser("check", help="validate the config and reach every account",
+                   description="Validate the config, reach every account and say what is wrong, per "
+                               "account: globs that match nothing, empty folders, unset $VARS, a tasks "
+                               "folder that cannot be written.")
+    i = sub.add_parser("init", help="write a first config from what is found here",
+                       description="Write a first config from what is found: khal, khard and vdirsyncer "
+                                   "configs, ~/.calendars/* and ~/.contacts/*, or a CalDAV server given as "
+                                   "URL. Never overwrites a config.")
+    i.add_argument("url", nargs="?", metavar="URL", help="a CalDAV/CardDAV server to set up instead")
+    i.add_argument("--username", metavar="NAME", help="with URL: the login (the password is asked for)")
+    i.add_argument("--example", action="store_true", help="print the documented example config and exit")
+    c = sub.add_parser("completion", help="print a shell completion script",
+                       description="Print a completion script, e.g. `syncd completion bash > "
+                                   "~/.local/share/bash-completion/completions/syncd`.")
+    c.add_argument("shell", choices=SHELLS, help="the shell")
     return p
+
+
+SHELLS = ("bash", "zsh", "fish")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syncd`` command; returns the exit code."""
-    args = parser().parse_args(argv)
+    p = parser()
+    _complete(p)
+    args = p.parse_args(argv)
     if args.backfill and args.command:
-        parser().error("--backfill is a command of its own; drop the other command")
+        p.error("--backfill is a command of its own; drop the other command")
     if args.since and not args.backfill:
-        parser().error("--since goes with --backfill")
+        p.error("--since goes with --backfill")
     if not args.backfill and not args.command:
-        parser().print_help(sys.stderr)
+        p.print_help(sys.stderr)
         return EX_USAGE
     verbosity = -1 if args.quiet else args.verbose
     logsetup.setup(verbosity)
@@ -103,11 +151,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("syncd: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        # the reader went away (`syncd people | head`): no "Exception ignored" noise at exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EX_OK
     except OSError as exc:  # a folder syncd cannot create, a disk it cannot write
         log.debug("%s failed", command, exc_info=True)
         print(f"syncd: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EX_FAILED
+
+
+def _complete(p: argparse.ArgumentParser) -> None:
+    """Answer a shell's completion request (argcomplete; a no-op unless the shell asks)."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(p)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """``syncd completion SHELL``: the script that makes SHELL complete syncd's arguments."""
+    import argcomplete
+
+    sys.stdout.write(argcomplete.shellcode(["syncd"], shell=args.shell))
+    return EX_OK
 
 
 # -- passes -------------------------------------------------------------------
@@ -135,37 +203,50 @@ def _writer(cfg: config.Config, dry_run: bool, command: str) -> Iterator[Ledger]
             ledger.close()
 
 
-def _between_steps(progress: Callable[[str, str, int], None] | None,
-                   args: argparse.Namespace) -> Callable[[str, str, int], None]:
+def _between_steps(progress: Callable[..., None] | None,
+                   args: argparse.Namespace) -> Callable[..., None]:
     """The engine's progress callback (called after each committed batch): a stop point too."""
     guard = getattr(args, "stop", None)
 
-    def step(account: str, collection: str, n: int) -> None:
+    def step(account: str, collection: str, n: int, total: int | None = None) -> None:
         if progress is not None:
-            progress(account, collection, n)
+            progress(account, collection, n, total)
         if guard is not None:
             guard.check()
 
     return step
 
 
-def _progress() -> tuple[Callable[[str, str, int], None] | None, Callable[[], None]]:
-    if not sys.stderr.isatty():
-        return None, lambda: None
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+class _Bar:
+    """A progress bar on stderr (a terminal only): one line per collection, with a total
+    where the connector knows one. Log lines go through its console, above the bar."""
 
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} objects"),
-                   console=Console(stderr=True), transient=True)
-    bar.start()
-    tasks: dict[tuple[str, str], Any] = {}
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-    def advance(account: str, collection: str, n: int) -> None:
+        self.console = Console(stderr=True, highlight=False)
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TextColumn("objects"), console=self.console, transient=True)
+        self.tasks: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, account: str, collection: str, n: int, total: int | None = None) -> None:
         key = (account, collection)
-        if key not in tasks:
-            tasks[key] = bar.add_task(f"{account}: {collection}", total=None)
-        bar.advance(tasks[key], n)
+        if key not in self.tasks:
+            self.tasks[key] = self.bar.add_task(f"{account}: {collection}", total=total)
+        elif total is not None:
+            self.bar.update(self.tasks[key], total=total)
+        self.bar.advance(self.tasks[key], n)
 
-    return advance, bar.stop
+
+@contextmanager
+def _progress(show: bool) -> Iterator[Callable[..., None] | None]:
+    """A progress callback for the engine while the block runs, or None off a terminal."""
+    if not show or not sys.stderr.isatty():
+        yield None
+        return
+    bar = _Bar()
+    with bar.bar, logsetup.through(bar.console):
+        yield bar
 
 
 def _pass(args: argparse.Namespace, backfill: bool) -> int:
@@ -173,19 +254,28 @@ def _pass(args: argparse.Namespace, backfill: bool) -> int:
 
     cfg = config.load(args.config)
     dry_run = bool(args.dry_top or getattr(args, "dry_run", False))
+    allow_empty = list(getattr(args, "allow_empty", None) or [])
+    names = [a.name for a in cfg.accounts]
+    for name in allow_empty:
+        if name not in names:
+            raise errors.ConfigError(cfg.path, "accounts", name, "an account name for --allow-empty: "
+                                     + ", ".join(names))
     since = None
     if backfill:
         day = args.since or (clock.now() - dt.timedelta(days=5 * 365)).date()
         since = dt.datetime.combine(day, dt.time(), cfg.timezone)
     with _writer(cfg, dry_run, "syncd --backfill" if backfill else "syncd sync") as ledger:
-        progress, stop = _progress() if backfill else (None, lambda: None)
-        engine = Engine(cfg, ledger, dry_run=dry_run, progress=_between_steps(progress, args))
-        try:
-            result = engine.run_pass(since=since)
-        finally:
-            stop()
-            engine.close()
-        _report(cfg, engine.ledger, result, dry_run)
+        # the report lists every follow-up; log lines say it again only when asked (-v)
+        unlisted = logsetup.listed_elsewhere() if args.verbose == 0 else contextlib.nullcontext()
+        with _progress(not args.quiet) as progress, unlisted:
+            engine = Engine(cfg, ledger, dry_run=dry_run, progress=_between_steps(progress, args),
+                            allow_empty=allow_empty)
+            try:
+                result = engine.run_pass(since=since)
+            finally:
+                engine.close()
+        if not (args.quiet and result.ok):
+            _report(cfg, engine.ledger, result, dry_run)
     return result.exit_code
 
 
@@ -193,25 +283,30 @@ _SHOWN = 20  # overdue people listed after a pass; `people --overdue` has them a
 
 
 def _report(cfg: config.Config, ledger: Ledger, result: Any, dry_run: bool) -> None:
-    out = Console(highlight=False, soft_wrap=True)
-    verb = "would write" if dry_run else "written"
+    out = output.console()
     rec = result.reconcile
     for acc in result.accounts:
         if acc.exc is None:
-            out.print(f"{acc.account}: {acc.changed} changes, ok")
+            out.print(f"{acc.account}: {acc.changed} changes, ok", markup=False)
         else:
-            out.print(f"{acc.account}: {acc.changed} changes, FAILED: {errors.message(acc.exc)}")
-    out.print(f"Follow-ups {verb}: {len(rec.written)}")
+            out.print(f"{acc.account}: {acc.changed} changes, FAILED: {errors.message(acc.exc)}", markup=False)
+    if dry_run:
+        out.print(f"Follow-ups syncd would write: {len(rec.written)}")
+    else:
+        out.print(f"Follow-ups written: {len(rec.written)}")
     for line in rec.written:
-        out.print(f"  + {line}")
+        out.print(f"  + {line}", markup=False)
     for line in rec.resolved:
-        out.print(f"  - resolved: {line}")
+        out.print(f"  - {'would resolve' if dry_run else 'resolved'}: {line}", markup=False)
+    if rec.error:
+        out.print(f"Write-back FAILED: {rec.error}", markup=False)
     today = rules.local_date(clock.now(), cfg.timezone).isoformat()
     overdue = [p for p in ledger.people() if p["due"] and p["due"] <= today]
     out.print(f"Overdue: {len(overdue)}")
     shown = sorted(overdue, key=lambda p: (p["due"], p["name"].casefold()))
     for p in shown[:_SHOWN]:
-        out.print(f"  {p['name']} (due {p['due']}, last met {(p['last_met'] or 'never')[:10]})")
+        last = output.local_day(p["last_met"], cfg.timezone) or "never"
+        out.print(f"  {p['name']} (due {p['due']}, last met {last})", markup=False)
     if len(shown) > _SHOWN:
         out.print(f"  ... and {len(shown) - _SHOWN} more: syncd people --overdue")
 
@@ -242,19 +337,25 @@ def cmd_people(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     ledger = _reader(cfg)
     people = ledger.people() if ledger else []
+    people.sort(key=lambda p: (p["name"].casefold(), p["emails"]))
     if args.overdue:
         today = rules.local_date(clock.now(), cfg.timezone).isoformat()
         people = [p for p in people if p["due"] and p["due"] <= today]
-    people = views.sort_people(people, args.sort)
+        people.sort(key=lambda p: p["due"])  # stable: ties stay in name order
+    if args.sort is not None:
+        people = views.sort_people(people, args.sort)
     if args.json:
         _emit_json(people)
         return EX_OK
-    table = Table("name", "emails", "groups", "met", "last met", "next", "due", "strength", box=None)
-    for p in people:
-        table.add_row(p["name"], ", ".join(p["emails"]), ", ".join(p["groups"]), str(p["interactions"]),
-                      (p["last_met"] or "")[:10], (p["next_meeting"] or "")[:10], p["due"] or "",
-                      str(p.get("strength", "")))
-    Console(soft_wrap=True).print(table if people else "nobody yet; run `syncd --backfill`")
+    if not people:
+        _say(args, "nobody yet; run `syncd --backfill`" if not args.overdue else "nobody is overdue")
+        return EX_OK
+    tz = cfg.timezone
+    output.table(["name", "emails", "groups", "met", "last met", "next", "due", "strength"],
+                 [[p["name"], ", ".join(p["emails"]), ", ".join(p["groups"]), str(p["interactions"]),
+                   output.local_day(p["last_met"], tz), output.local_day(p["next_meeting"], tz), p["due"] or "",
+                   str(p.get("strength", ""))]
+                  for p in people])
     return EX_OK
 
 
@@ -283,6 +384,12 @@ def cmd_person(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A line for the reader of a terminal; nothing with ``-q`` or in a pipe's data."""
+    if not args.quiet:
+        print(text, file=sys.stdout if output.is_terminal() else sys.stderr)
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     """``syncd tasks``."""
     cfg = config.load(args.config)
@@ -299,10 +406,12 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(items)
         return EX_OK
-    table = Table("due", "state", "rule", "person", "reason", box=None)
-    for i in items:
-        table.add_row(str(i["due"]), str(i["state"]), str(i["rule"]), str(i["person"]), str(i["reason"]))
-    Console(soft_wrap=True).print(table if items else "no follow-ups")
+    if not items:
+        _say(args, "no follow-ups")
+        return EX_OK
+    output.table(["due", "state", "rule", "person", "reason"],
+                 [[str(i["due"]), str(i["state"]), str(i["rule"]), str(i["person"]), str(i["reason"])]
+                  for i in items])
     return EX_OK
 
 
@@ -330,15 +439,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(status)
         return EX_OK
-    out = Console(soft_wrap=True, highlight=False)
-    out.print(f"ledger {status['ledger']} ({size} bytes)")
-    table = Table("account", "type", "last success", "last error", "next attempt", "collections", "objects",
-                  box=None)
+    _say(args, f"ledger {status['ledger']} ({size} bytes)")
+    rows = []
     for a in accounts:
         err = f"{a['last_error']} ({a['last_error_at']})" if a["last_error"] else ""
-        table.add_row(str(a["name"]), str(a["type"]), str(a["last_success"] or "never"), err,
-                      str(a["next_attempt"] or ""), str(a["collections"]), str(a["objects"]))
-    out.print(table)
+        rows.append([str(a["name"]), str(a["type"]), str(a["last_success"] or "never"), err,
+                     str(a["next_attempt"] or ""), str(a["collections"]), str(a["objects"])])
+    output.table(["account", "type", "last success", "last error", "next attempt", "collections", "objects"],
+                 rows)
     return EX_OK
 
 
@@ -351,35 +459,83 @@ def _connector(cfg: config.Config, name: str) -> Any:
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
-    """``syncd auth ACCOUNT``."""
+    """``syncd auth ACCOUNT``: check, then store the account's secret."""
+    from syncd import secrets
+
     cfg = config.load(args.config)
     names = [a.name for a in cfg.accounts]
     if args.account not in names:
         raise errors.ConfigError(cfg.path, "accounts", args.account, "an account name: " + ", ".join(names))
-    _connector(cfg, args.account).authorize()
-    print(f"stored the secret of account {args.account!r} in the keyring")
+    acc = cfg.account(args.account)
+    conn = _connector(cfg, args.account)
+    try:
+        kind = getattr(conn, "secret_kind", "password")
+        if kind is None:
+            raise errors.UsageError(f"account {acc.name!r} ({acc.type}) needs no secret; nothing to store")
+        backend = secrets.check_backend()  # before anyone types a password that cannot be kept
+        log.debug("keyring backend: %s", backend)
+        if kind == "oauth":
+            conn.authorize()
+        else:
+            password = secrets.read_password(f"Password for account {acc.name!r}: ")
+            conn.verify_secret(password)  # a refused password is not stored
+            secrets.put(acc.name, password)
+    finally:
+        conn.close()
+    if not args.quiet:
+        print(f"stored the secret of account {args.account!r} in the keyring")
     return EX_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``syncd check``."""
+    """``syncd check``: every line says what is fine or what is wrong; exit 1 on any problem."""
     cfg = config.load(args.config)
-    print(f"config {cfg.path}: ok")
+    out = output.console()
+    quiet = args.quiet
+    if not quiet:
+        out.print(f"config {cfg.path}: ok", markup=False)
     bad = 0
     for acc in cfg.accounts:
+        head = f"{acc.name} ({acc.type})"
+        problems: list[str] = []
+        lines: list[str] = []
+        failure = None
         try:
             conn = _connector(cfg, acc.name)
             try:
+                problems = conn.problems()
                 lines = conn.check()
             finally:
                 conn.close()
-            print(f"{acc.name} ({acc.type}): ok")
-            for line in lines:
-                print(f"  {line}")
         except SyncdError as exc:
-            bad += 1
-            print(f"{acc.name} ({acc.type}): FAILED: {exc}")
+            failure = str(exc)
+        if problems:
+            out.print(f"{head}: {len(problems)} problem{'s' if len(problems) > 1 else ''}", markup=False)
+            for line in problems:
+                out.print(f"  problem: {line}", markup=False)
+        elif failure:
+            out.print(f"{head}: FAILED: {failure}", markup=False)
+        elif not quiet:
+            out.print(f"{head}: ok", markup=False)
+        bad += bool(problems or failure)
+        if not quiet:
+            for line in lines:
+                out.print(f"  {line}", markup=False)
     return EX_FAILED if bad else EX_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """``syncd init [--example] [URL]``."""
+    from syncd import init as setup
+
+    if args.example:
+        sys.stdout.write(setup.example())
+        return EX_OK
+    path = (args.config or config.default_path()).expanduser()
+    text = setup.write_first_config(path, url=args.url, username=args.username)
+    if not args.quiet:
+        print(text, end="")
+    return EX_OK
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -391,4 +547,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "auth": cmd_auth,
     "check": cmd_check,
+    "init": cmd_init,
+    "completion": cmd_completion,
 }

@@ -72,7 +72,7 @@ class LedgerLike(Protocol):
     def set_schedule(self, account: str, next_attempt: dt.datetime | None, failures: int) -> None: ...
 
 
-Progress = Callable[[str, str, int], None]
+Progress = Callable[[str, str, int, "int | None"], None]
 
 
 class EngineLike(Protocol):
@@ -109,7 +109,9 @@ def initial_delay(status: AccountStatusLike | None, interval: dt.timedelta, now:
 
     At once when it never synced, when its ``next_attempt`` has passed, or (healthy
     accounts) when its last success is older than ``interval``; otherwise the rest
-    of the wait. A failing account keeps its backoff across restarts.
+    of the wait. A failing account keeps its backoff across restarts. Times the
+    ledger holds in the future (the clock went back since) never stretch the wait
+    past ``interval`` (healthy) or the backoff cap (failing).
     """
     zero = dt.timedelta(0)
     if status is None:
@@ -117,12 +119,16 @@ def initial_delay(status: AccountStatusLike | None, interval: dt.timedelta, now:
     nxt, last = _aware(status.next_attempt), _aware(status.last_success)
     if nxt is not None and nxt <= now:
         return zero
-    if status.failures > 0:
-        return nxt - now if nxt is not None else zero
     interval = max(interval, MIN_INTERVAL)
+    # A clock that jumped back leaves times in the future: no wait is ever longer than
+    # the longest delay ``next_delay`` can give, and a last success in the future
+    # counts as "just now", so the next pass comes at the interval, not hours later.
+    longest = max(BACKOFF_CAP, interval) * (1 + JITTER)
+    if status.failures > 0:
+        return min(nxt - now, longest) if nxt is not None else zero
     if last is None or now - last >= interval:
         return zero
-    remaining = interval - (now - last)
+    remaining = interval - max(now - last, zero)
     return min(remaining, nxt - now) if nxt is not None else remaining
 
 
@@ -166,7 +172,7 @@ class Daemon:
         cfg: the validated config.
         ledger: the open ledger (the caller holds its lock and closes it).
         make_engine: builds an engine for a config (called again on each reload); its
-            third argument is a progress callback ``(account, collection, count)``
+            third argument is a progress callback ``(account, collection, count, total)``
             that feeds the watchdog while a long pass makes progress.
         load_config: reads the config again on SIGHUP.
         rng: jitter source (seeded in tests).
@@ -400,7 +406,7 @@ class Daemon:
         notify.status(f"reloaded: {len(new.accounts)} accounts, interval {human(new.interval)}")
 
     # -- liveness --------------------------------------------------------------------
-    def _on_progress(self, account: str, collection: str, count: int) -> None:
+    def _on_progress(self, account: str, collection: str, count: int, total: int | None = None) -> None:
         """The engine applied a batch: proof of life during a long pass."""
         log.debug("account %s: %s: %d objects", account, collection, count)
         self._feed_watchdog(checked=True)
@@ -423,6 +429,21 @@ class Daemon:
             log.error("liveness check failed, not feeding the watchdog: %s", exc)
             return False
         return True
+
+    def _clamp_jobs(self) -> None:
+        """After the wall clock went back, no job waits longer than its own delay.
+
+        ``schedule`` keeps ``next_run`` in wall-clock time; a clock set back by hours
+        would otherwise postpone every pass by as much.
+        """
+        now = dt.datetime.now()
+        for acc in self.accounts.values():
+            job = acc.job
+            longest = dt.timedelta(seconds=int(job.interval) + 1)
+            if job.next_run is not None and job.next_run - now > longest:
+                log.warning("account %s: the clock went back; next pass in %s", acc.name,
+                            human(dt.timedelta(seconds=int(job.interval))))
+                job.next_run = now + dt.timedelta(seconds=int(job.interval))
 
     # -- main loop -------------------------------------------------------------------
     def serve(self) -> int:
@@ -448,6 +469,7 @@ class Daemon:
                 self._feed_watchdog()
                 if self.reload_requested:
                     self._reload()
+                self._clamp_jobs()
                 self.scheduler.run_pending()
                 idle = self.scheduler.idle_seconds
                 timeout = TICK if idle is None else min(TICK, max(idle, 0.0))

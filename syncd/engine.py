@@ -71,15 +71,16 @@ class Engine:
         now: Callable[[], dt.datetime] = clock.now,
         progress: Progress | None = None,
         registry: Mapping[str, type] | None = None,
+        allow_empty: Iterable[str] = (),
     ) -> None:
         self.config = config
         self.ledger = _copy_to_memory(ledger) if dry_run else ledger
         self.dry_run = dry_run
         self.now = now
         self.accounts = Accounts(config, self.ledger, dry_run, registry)
-        self.ingest = Ingest(config, self.ledger, self.accounts, now, progress)
+        self.ingest = Ingest(config, self.ledger, self.accounts, now, progress, allow_empty)
         self.derive = Derive(config, self.ledger, now)
-        self.writeback = WriteBack(config, self.ledger, now)
+        self.writeback = WriteBack(config, self.ledger, now, dry_run)
 
     def sync_account(self, name: str, since: dt.datetime | None = None) -> AccountResult:
         """Bring the ledger up to date with one account; failures are recorded, not raised."""

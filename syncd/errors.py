@@ -117,3 +117,7 @@ def pass_exit_code(failures: Sequence[BaseException], succeeded: int) -> int:
         if all(retry_may_help(e) for e in failures):
             return EX_TEMPFAIL
     return EX_FAILED
+class UsageError(SyncdError):
+    """The command asked for something that cannot be (exit 2, as a bad command line)."""
+
+    exit_code = EX_USAGE

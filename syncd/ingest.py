@@ -15,16 +15,16 @@ import collections
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import CONTACTS, EVENTS, Collection, Connector, RawObject
+from connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, RawObject
 from syncd import errors
 from syncd.accounts import Accounts
 from syncd.config import Config
 from syncd.context import AccountContext
-from syncd.errors import ParseError, SyncdError
+from syncd.errors import AccountError, ParseError, SyncdError
 from syncd.ledger import Ledger, disk_full, iso, occurrence_json, record_json
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ SLACK = dt.timedelta(days=14)
 #: parsed objects kept for re-expansion (an export file shares its UIDs with many others)
 _PARSED_CACHE = 64
 
-Progress = Callable[[str, str, int], None]  # account, collection name, objects applied
+#: account, collection name, objects applied, and (first call of a listing, when the
+#: connector knows it) how many objects the listing holds in all
+Progress = Callable[[str, str, int, "int | None"], None]
 
 
 @dataclass
@@ -67,12 +69,13 @@ class Ingest:
     """Syncs accounts into the ledger."""
 
     def __init__(self, config: Config, ledger: Ledger, accounts: Accounts, now: Callable[[], dt.datetime],
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, allow_empty: Iterable[str] = ()) -> None:
         self.config = config
         self.ledger = ledger
         self.accounts = accounts
         self.now = now
         self.progress = progress
+        self.allow_empty = frozenset(allow_empty)  # accounts whose empty collections are believed
         self._parsed: collections.OrderedDict[tuple[int, str], tuple[str, Any]] = collections.OrderedDict()
 
     def window(self, since: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
@@ -128,7 +131,9 @@ class Ingest:
         for coll, row in rows.items():
             known = self.ledger.etags(row.id)
             mentioned: set[str] = set()
-            for batch in conn.changes(coll, row.cursor, known, start):
+            batches = _believed(conn.changes(coll, row.cursor, known, start), known, name, coll,
+                                name in self.allow_empty)
+            for batch in batches:
                 with self.ledger.transaction():
                     for obj in batch.upserts:
                         mentioned.add(obj.href)
@@ -148,8 +153,8 @@ class Ingest:
                                 result.changed += 1
                         self.ledger.set_cursor(row.id, batch.cursor, self.now())
                     self.accounts.save_state(name, ctx)
-                if self.progress and batch.upserts:
-                    self.progress(name, coll.name, len(batch.upserts))
+                if self.progress and (batch.upserts or batch.total):
+                    self.progress(name, coll.name, len(batch.upserts), batch.total)
 
     def _apply(self, account: str, coll: Collection, cid: int, obj: RawObject,
                start: dt.datetime, end: dt.datetime) -> int:
@@ -243,3 +248,43 @@ class Ingest:
             with self.ledger.transaction():
                 self._reexpand(stale, start, end)
                 bump(self.ledger)
+
+
+def _believed(batches: Iterable[ChangeBatch], known: Mapping[str, str], account: str, coll: Collection,
+              allow: bool) -> Iterator[ChangeBatch]:
+    """``batches``, unless they would empty a collection that held objects (SPEC §6).
+
+    An unmounted folder or a server answering with an empty collection looks exactly
+    like "everything was deleted"; believing it would wipe the history and then flood
+    the list with catch-ups. Batches that carry only deletions are held back until
+    something else shows up (then they pass unchanged, in order); if the listing ends
+    and would leave nothing of what the ledger held, nothing is applied and the account
+    fails, unless ``allow`` (``syncd sync --allow-empty ACCOUNT``) accepts it this once.
+
+    Raises:
+        AccountError: the listing would empty the collection and ``allow`` is false.
+    """
+    held: list[ChangeBatch] = []
+    passing = not known  # nothing to lose: nothing to check
+    for batch in batches:
+        if not passing and (batch.upserts or batch.seen):
+            passing = True
+            yield from held
+            held.clear()
+        if passing:
+            yield batch
+            continue
+        held.append(batch)
+        if batch.done:
+            gone = {h for b in held for h in b.deletes} | (set(known) if batch.full else set())
+            if set(known) <= gone:
+                if not allow:
+                    raise AccountError(
+                        f"account {account!r}: {coll.kind} collection {coll.name!r} held {len(known)} "
+                        "objects and now lists none; not believed, nothing deleted (an unmounted "
+                        "folder? a server problem?). If it really is empty: "
+                        f"syncd sync --allow-empty {account}")
+                log.warning("account %s: %s is empty now; accepted (--allow-empty)", account, coll.name)
+            yield from held
+            held.clear()
+    yield from held

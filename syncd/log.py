@@ -10,16 +10,21 @@ The formatter redacts what looks like a credential (``Authorization: Bearer ...`
 ``password=...``, OAuth tokens and client secrets) from messages and tracebacks: a
 safety net, not a licence to log secrets.
 
-Public API: ``setup``, ``redact``, ``on_journal``.
+While a progress bar is on the terminal, ``through(console)`` sends the lines through
+the bar's rich console, which prints them above the bar instead of garbling it.
+
+Public API: ``setup``, ``through``, ``listed_elsewhere``, ``redact``, ``on_journal``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
-from typing import TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 ROOTS = ("syncd", "connectors")
 
@@ -84,6 +89,59 @@ class Formatter(logging.Formatter):
 _HANDLER_MARK = "_syncd_handler"
 
 
+class Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that can be pointed at a rich console for a while."""
+
+    console: Any = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console = self.console
+        if console is None:
+            super().emit(record)
+            return
+        try:
+            console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
+
+
+class Unlisted(logging.Filter):
+    """Drops the records the command's own report lists (``extra={"listed": True}``),
+    so each follow-up is shown once on the screen."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "listed", False)
+
+
+@contextlib.contextmanager
+def listed_elsewhere() -> Iterator[None]:
+    """Inside the block, log lines marked ``listed`` are not printed (a report follows)."""
+    handlers = {h for name in (*ROOTS, "") for h in logging.getLogger(name).handlers
+                if isinstance(h, Handler)}
+    flt = Unlisted()
+    for h in handlers:
+        h.addFilter(flt)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(flt)
+
+
+@contextlib.contextmanager
+def through(console: Any) -> Iterator[None]:
+    """Print syncd's log lines with ``console.print`` inside the block (a live progress bar)."""
+    handlers = {h for name in (*ROOTS, "") for h in logging.getLogger(name).handlers
+                if isinstance(h, Handler)}
+    for h in handlers:
+        h.console = console
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.console = None
+
+
 def level_for(verbosity: int) -> int:
     """-1 (``-q``): warnings; 0: info; 1 (``-v``) and more: debug (``-vv``: libraries too)."""
     if verbosity < 0:
@@ -100,7 +158,7 @@ def setup(verbosity: int = 0, stream: TextIO | None = None) -> logging.Handler:
         The handler (tests may inspect it).
     """
     stream = stream or sys.stderr
-    handler = logging.StreamHandler(stream)
+    handler = Handler(stream)
     setattr(handler, _HANDLER_MARK, True)
     handler.setFormatter(Formatter(on_journal(stream)))
     level = level_for(verbosity)

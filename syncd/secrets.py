@@ -6,8 +6,11 @@ never logged and never put into exception messages.
 
 from __future__ import annotations
 
+import sys
+from typing import TextIO
+
 from syncd import paths
-from syncd.errors import SecretUnavailable, UnavailableError
+from syncd.errors import SecretUnavailable, UnavailableError, UsageError
 
 SERVICE = "syncd"
 
@@ -57,3 +60,49 @@ def put(account: str, value: str) -> None:
         raise UnavailableError("no keyring backend is available") from exc
     except kr.errors.KeyringError as exc:
         raise SecretUnavailable(f"the keyring refused the secret ({type(exc).__name__})") from exc
+
+
+#: backends that accept a secret and keep nothing (``fail``) or lose it (``null``)
+_NO_STORE = ("keyring.backends.fail", "keyring.backends.null")
+
+
+def check_backend() -> str:
+    """The name of the keyring backend that would store a secret.
+
+    ``syncd auth`` calls this before it prompts, so nobody types a password that
+    cannot be kept.
+
+    Raises:
+        UnavailableError: no usable backend (none installed, or the null backend).
+    """
+    kr = _keyring()
+    backend = kr.get_keyring()
+    module = type(backend).__module__
+    if module.startswith(_NO_STORE):
+        raise UnavailableError(
+            f"no keyring backend can store the secret (found {type(backend).__module__}."
+            f"{type(backend).__name__}); install one (e.g. keyrings.alt) and set "
+            "PYTHON_KEYRING_BACKEND, see docs/service.md"
+        )
+    return f"{module}.{type(backend).__name__}"
+
+
+def read_password(prompt: str, stdin: TextIO | None = None) -> str:
+    """A password: prompted without echo on a terminal, else the first line of stdin.
+
+    Raises:
+        UsageError: stdin held no password.
+    """
+    stdin = stdin or sys.stdin
+    if stdin.isatty():
+        import getpass
+
+        try:
+            value = getpass.getpass(prompt)
+        except EOFError:
+            value = ""
+    else:
+        value = stdin.readline().rstrip("\r\n")
+    if not value:
+        raise UsageError("no password given (on a terminal type it; otherwise pipe it on standard input)")
+    return value

@@ -89,10 +89,11 @@ Sink = Connector | DryRunSink
 class WriteBack:
     """Moves follow-ups between the ledger and the ``write_to`` account."""
 
-    def __init__(self, config: Config, ledger: Ledger, now: Callable[[], dt.datetime]) -> None:
+    def __init__(self, config: Config, ledger: Ledger, now: Callable[[], dt.datetime], dry_run: bool = False) -> None:
         self.config = config
         self.ledger = ledger
         self.now = now
+        self.dry_run = dry_run  # only for the words of the log; the sink itself cannot write
 
     def read_back(self, sink: Sink, account: str, result: ReconcileResult) -> bool:
         """Record what the user did to open tasks; True if anything changed."""
@@ -135,11 +136,13 @@ class WriteBack:
             with self.ledger.transaction():
                 self.ledger.set_followup_state(row.uid, "open")
             result.written.append(f"{row.summary} (due {row.due.isoformat()})")
-            log.info("wrote follow-up %r, due %s: %s", row.summary, row.due, row.reason)
+            log.info("%s follow-up %r, due %s: %s", "would write" if self.dry_run else "wrote",
+                     row.summary, row.due, row.reason, extra={"listed": True})
         rows = {r.uid: r for r in self.ledger.followups(("open",))}
         for uid in todo.resolve:
             sink.cancel_task(uid)
             with self.ledger.transaction():
                 self.ledger.set_followup_state(uid, "resolved", self.now())
             result.resolved.append(rows[uid].summary if uid in rows else uid)
-            log.info("resolved follow-up %r", rows[uid].summary if uid in rows else uid)
+            log.info("%s follow-up %r", "would resolve" if self.dry_run else "resolved",
+                     rows[uid].summary if uid in rows else uid, extra={"listed": True})

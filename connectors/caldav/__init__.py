@@ -103,6 +103,12 @@ class CaldavConnector(Connector):
         if wanted is None:
             return items
         by_name = {i["name"]: i for i in items}
+        # A collection's path works as well as its display name (Radicale's default
+        # display name is the path): "/alice/work/", "alice/work" and "work" all match.
+        for i in items:
+            path = i["href"].strip("/")
+            for alias in (i["href"], path, path.rsplit("/", 1)[-1]):
+                by_name.setdefault(alias, i)
         missing = [w for w in wanted if w not in by_name]
         if missing:
             found = ", ".join(sorted(by_name)) or "none"
@@ -241,6 +247,31 @@ class CaldavConnector(Connector):
         if layout.get("addresses"):
             lines.append("user addresses: " + ", ".join(layout["addresses"]))
         return lines
+
+    def problems(self) -> list[str]:
+        """A tasks calendar that exists but cannot take follow-ups (``syncd check``)."""
+        layout = self.layout(refresh=True)
+        want = "VEVENT" if self.opts["tasks_as"] == "event" else "VTODO"
+        for cal in layout["calendars"]:
+            if cal["name"] == self.opts["tasks"] and want not in cal["components"]:
+                accepts = ", ".join(cal["components"]) or "nothing"
+                return [f"tasks: calendar {cal['name']!r} does not accept {want} (it takes {accepts}); "
+                        f'name another calendar, or set tasks_as = "{"event" if want == "VTODO" else "todo"}"']
+        return []
+
+    def verify_secret(self, secret: str) -> None:
+        """Log in with ``secret`` and find the principal (``syncd auth`` before storing).
+
+        Raises:
+            AuthError: the server refused the password.
+        """
+        verify = self.opts.get("verify")
+        http = Http(self.name, self.opts["url"], self.opts.get("username"), secret,
+                    verify=True if verify is None else verify, timeout=30.0)
+        try:
+            discovery.discover(http)
+        finally:
+            http.close()
 
     def close(self) -> None:
         """Release the session."""

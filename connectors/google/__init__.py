@@ -58,6 +58,7 @@ class GoogleConnector(Connector):
     events: ClassVar[bool] = True
     contacts: ClassVar[bool] = True
     tasks: ClassVar[bool] = True
+    secret_kind: ClassVar[str | None] = "oauth"
 
     def __init__(self, name: str, options: Mapping[str, Any], ctx: Context) -> None:
         defaults = {k: o.default for k, o in self.options.items()}
