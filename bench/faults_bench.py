@@ -26,10 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.base import Collection
-from connectors.caldav import CaldavConnector
 from syncd.context import AccountContext
 from syncd.errors import SyncdError
+from syncd_connectors.base import Collection
+from syncd_connectors.caldav import CaldavConnector
 from tests.caldav.proxy import CountingProxy
 from tests.servers import Seeder, start_radicale
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from connectors.base import Connector
 from syncd import plugins
 from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.ledger import Ledger
+from syncd_connectors.base import Connector
 
 log = logging.getLogger(__name__)
 

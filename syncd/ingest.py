@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, RawObject
 from syncd import errors
 from syncd.accounts import Accounts
 from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import AccountError, ParseError, SyncdError
 from syncd.ledger import Ledger, disk_full, iso, occurrence_json, record_json
+from syncd_connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, RawObject
 
 log = logging.getLogger(__name__)
 

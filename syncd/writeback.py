@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import Connector, TaskSpec
 from syncd import errors, rules
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.ledger import FollowupRow, Ledger
+from syncd_connectors.base import Connector, TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class DryRunSink:
     """What a dry run hands the write-back: the sink's reads, and writes that go nowhere.
 
     So a dry run cannot write by construction, whatever a connector does; connectors'
-    reads (``list_tasks``) create nothing (see ``connectors.base``).
+    reads (``list_tasks``) create nothing (see ``syncd_connectors.base``).
     """
 
     def __init__(self, real: Connector) -> None:

@@ -32,7 +32,7 @@ import niquests
 
 from syncd.errors import AccountError, AuthError, TransientError
 
-log = logging.getLogger("connectors.caldav")
+log = logging.getLogger("syncd_connectors.caldav")
 
 MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After fails the account for this pass
 WAIT_BUDGET = 60.0  # seconds lost to faults per pass, sleeps and failed attempts together

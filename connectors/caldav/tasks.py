@@ -22,13 +22,13 @@ from urllib.parse import quote
 
 import icalendar
 
-from connectors.base import EVENTS, RemoteTask, TaskSpec
-from connectors.caldav import dav, sync
-from connectors.caldav.http import Http
 from syncd import clock, taskical
 from syncd.errors import AccountError, PreconditionFailed, TransientError
+from syncd_connectors.base import EVENTS, RemoteTask, TaskSpec
+from syncd_connectors.caldav import dav, sync
+from syncd_connectors.caldav.http import Http
 
-log = logging.getLogger("connectors.caldav")
+log = logging.getLogger("syncd_connectors.caldav")
 
 STATE_KEY = "caldav.tasks"
 CANCEL_ATTEMPTS = 4

@@ -27,11 +27,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from connectors.caldav import CaldavConnector
-from connectors.caldav.http import Http
 from syncd import config
 from syncd.engine import Engine
 from syncd.ledger import Ledger
+from syncd_connectors.caldav import CaldavConnector
+from syncd_connectors.caldav.http import Http
 from tests.caldav.proxy import CountingProxy
 from tests.helpers import ME, event, vcard
 from tests.servers import Server

@@ -296,7 +296,7 @@ def test_tables_in_a_pipe_are_tab_separated_and_never_cut(world: World) -> None:
     w.run("--backfill")
     out = w.run("people").stdout
     header, *rows = out.splitlines()
-    assert header.split("\t") == ["name", "emails", "groups", "met", "last met", "next", "due"]
+    assert header.split("\t") == ["name", "emails", "groups", "met", "last met", "next", "due", "strength"]
     assert rows and rows[0].split("\t")[1] == LONG
     tasks = w.run("tasks").stdout.splitlines()
     assert tasks[0].split("\t") == ["due", "state", "rule", "person", "reason"]
