@@ -21,6 +21,9 @@ from syncd.config import Config
 from syncd.infer import ContactRecord, Occurrence, Person
 from syncd.ledger import Interaction, Ledger, occurrence_from, record_from
 
+#: what is stored of a derivation; a syncd that stores more derives once after an upgrade
+SNAPSHOT_FORMAT = "2"  # 2: SPEC §8 fields, stories and interactions
+
 
 @dataclass
 class Inputs:
@@ -103,7 +106,7 @@ class Derive:
 
     def reconcile_key(self, now: dt.datetime) -> tuple[str, str, str, str]:
         return (self.ledger.meta("generation") or "0", rules.local_date(now, self.config.timezone).isoformat(),
-                self.config.fingerprint, now.isoformat())
+                f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}", now.isoformat())
 
     def store(self, people: list[Person]) -> None:
         """Store what was derived (inside one transaction): the people snapshot, their
