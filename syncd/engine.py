@@ -33,6 +33,8 @@ from syncd.ledger import FollowupRow, Ledger, iso
 log = logging.getLogger(__name__)
 
 DEFAULT_SINCE = dt.timedelta(days=5 * 365)
+#: what the people snapshot holds; a syncd that stores more derives once after an upgrade
+SNAPSHOT_FORMAT = "2"  # 2: SPEC §8 fields and stories
 #: recurring series are expanded this far past the horizon, so most passes need none
 _SLACK = dt.timedelta(days=14)
 
@@ -308,7 +310,7 @@ class Engine:
 
     def _reconcile_key(self, now: dt.datetime) -> tuple[str, str, str, str]:
         return (self.ledger.meta("generation") or "0", rules.local_date(now, self.config.timezone).isoformat(),
-                self.config.fingerprint, now.isoformat())
+                f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}", now.isoformat())
 
     def _reexpand(self, series: list[tuple[int, str]], start: dt.datetime, end: dt.datetime) -> None:
         owner = {c.id: c.account for c in self.ledger.collections()}
