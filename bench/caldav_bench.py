@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import niquests
 
-from connectors.caldav import CaldavConnector, dav, sync
 from syncd.context import AccountContext
+from syncd_connectors.caldav import CaldavConnector, dav, sync
 from tests.servers import Server, start_radicale
 
 SINCE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.google import GoogleConnector
 from syncd.context import AccountContext
+from syncd_connectors.google import GoogleConnector
 from tests.google.emulator import GoogleEmulator
 
 EMAIL = "alice@example.org"

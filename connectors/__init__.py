@@ -1,1 +1,1 @@
-"""Connectors: one module or package per kind of account (see ``connectors.base``)."""
+"""Connectors: one module or package per kind of account (see ``syncd_connectors.base``)."""

@@ -12,7 +12,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from connectors.base import (
+from syncd import clock, taskical
+from syncd.config import Option
+from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
     ChangeBatch,
@@ -22,8 +24,6 @@ from connectors.base import (
     RemoteTask,
     TaskSpec,
 )
-from syncd import clock, taskical
-from syncd.config import Option
 
 
 @dataclass

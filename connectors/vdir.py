@@ -19,7 +19,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from connectors.base import (
+from syncd import clock, events, taskical
+from syncd.config import Invalid, Option, choice
+from syncd.errors import AccountError, PreconditionFailed
+from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
     ChangeBatch,
@@ -29,9 +32,6 @@ from connectors.base import (
     RemoteTask,
     TaskSpec,
 )
-from syncd import clock, events, taskical
-from syncd.config import Invalid, Option, choice
-from syncd.errors import AccountError, PreconditionFailed
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The ``connectors.base.Context`` the core hands each connector."""
+"""The ``syncd_connectors.base.Context`` the core hands each connector."""
 
 from __future__ import annotations
 

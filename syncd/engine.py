@@ -22,7 +22,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import (
+from syncd import clock, infer, plugins, rules
+from syncd.config import Config
+from syncd.context import AccountContext
+from syncd.errors import AccountError, AuthError, ParseError, SyncdError
+from syncd.infer import ContactRecord, Occurrence, PartialDate, Party, Person
+from syncd.ledger import FollowupRow, Ledger, iso
+from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
     ChangeBatch,
@@ -31,12 +37,6 @@ from connectors.base import (
     RawObject,
     TaskSpec,
 )
-from syncd import clock, infer, plugins, rules
-from syncd.config import Config
-from syncd.context import AccountContext
-from syncd.errors import AccountError, AuthError, ParseError, SyncdError
-from syncd.infer import ContactRecord, Occurrence, PartialDate, Party, Person
-from syncd.ledger import FollowupRow, Ledger, iso
 
 log = logging.getLogger(__name__)
 

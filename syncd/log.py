@@ -1,6 +1,6 @@
 """Logging: stderr, one line per event, journald-aware, and never a secret.
 
-``setup(verbosity)`` configures the ``syncd`` and ``connectors`` loggers (every module
+``setup(verbosity)`` configures the ``syncd`` and ``syncd_connectors`` loggers (every module
 logs through ``logging.getLogger(__name__)`` with %-style arguments). Under journald
 (``$JOURNAL_STREAM`` names stderr's device and inode) lines carry a ``<N>`` syslog
 priority prefix, which journald turns into the entry's priority, and no timestamp,
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-ROOTS = ("syncd", "connectors")
+ROOTS = ("syncd", "syncd_connectors")
 
 # level -> syslog priority (sd-daemon(3) SD_DEBUG .. SD_CRIT)
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
@@ -150,7 +150,7 @@ def level_for(verbosity: int) -> int:
 
 
 def setup(verbosity: int = 0, stream: TextIO | None = None) -> logging.Handler:
-    """Send the ``syncd`` and ``connectors`` loggers to stderr at ``verbosity``.
+    """Send the ``syncd`` and ``syncd_connectors`` loggers to stderr at ``verbosity``.
 
     Idempotent: a second call replaces the handler it installed before.
 

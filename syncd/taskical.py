@@ -11,7 +11,7 @@ import datetime as dt
 
 import icalendar
 
-from connectors.base import RemoteTask, TaskSpec
+from syncd_connectors.base import RemoteTask, TaskSpec
 
 PRODID = "-//syncd//syncd//EN"
 

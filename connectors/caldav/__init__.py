@@ -17,7 +17,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from connectors.base import (
+from syncd import clock
+from syncd.config import Option, choice
+from syncd.errors import MISSING, AccountError
+from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
     ChangeBatch,
@@ -27,14 +30,11 @@ from connectors.base import (
     RemoteTask,
     TaskSpec,
 )
-from connectors.caldav import dav, discovery, sync
-from connectors.caldav.http import Http
-from connectors.caldav.tasks import TaskSink
-from syncd import clock
-from syncd.config import Option, choice
-from syncd.errors import MISSING, AccountError
+from syncd_connectors.caldav import dav, discovery, sync
+from syncd_connectors.caldav.http import Http
+from syncd_connectors.caldav.tasks import TaskSink
 
-log = logging.getLogger("connectors.caldav")
+log = logging.getLogger("syncd_connectors.caldav")
 
 DISCOVERY_KEY = "caldav.discovery"
 TIMEOUT = 120.0  # read timeout: a cold Radicale lists 10,000 objects slowly

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.caldav import dav
-from connectors.caldav.http import Http
 from syncd.errors import AccountError
+from syncd_connectors.caldav import dav
+from syncd_connectors.caldav.http import Http
 
 PRINCIPAL_PROPS = ("C:calendar-home-set", "CR:addressbook-home-set", "C:calendar-user-address-set")
 HOME_PROPS = (

@@ -26,7 +26,7 @@ import niquests
 
 from syncd.errors import AccountError, AuthError, TransientError
 
-log = logging.getLogger("connectors.caldav")
+log = logging.getLogger("syncd_connectors.caldav")
 
 MAX_RETRY_AFTER = 60.0
 CONNECT_TIMEOUT = 10.0

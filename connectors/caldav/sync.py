@@ -20,12 +20,12 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from connectors.base import CONTACTS, ChangeBatch, RawObject
-from connectors.caldav import dav
-from connectors.caldav.http import Http
 from syncd.errors import TransientError
+from syncd_connectors.base import CONTACTS, ChangeBatch, RawObject
+from syncd_connectors.caldav import dav
+from syncd_connectors.caldav.http import Http
 
-log = logging.getLogger("connectors.caldav")
+log = logging.getLogger("syncd_connectors.caldav")
 
 CHUNK = 200
 REJECTED = (403, 409, 412)

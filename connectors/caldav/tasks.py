@@ -17,13 +17,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from connectors.base import EVENTS, RemoteTask, TaskSpec
-from connectors.caldav import dav, sync
-from connectors.caldav.http import Http
 from syncd import clock, taskical
 from syncd.errors import PreconditionFailed
+from syncd_connectors.base import EVENTS, RemoteTask, TaskSpec
+from syncd_connectors.caldav import dav, sync
+from syncd_connectors.caldav.http import Http
 
-log = logging.getLogger("connectors.caldav")
+log = logging.getLogger("syncd_connectors.caldav")
 
 STATE_KEY = "caldav.tasks"
 CANCEL_ATTEMPTS = 4

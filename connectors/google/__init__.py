@@ -8,7 +8,7 @@ iCalendar and vCard text, so inference treats Google and CalDAV alike.
 Account state keys: ``calendars`` (the resolution of the configured names:
 {"config": [...], "resolved": [{id, summary}]}), ``email`` (the primary calendar's
 id, the user's address), ``self_emails`` (addresses Google marked ``self``),
-``contact_groups``, and the sink's keys (see ``connectors.google.tasks``).
+``contact_groups``, and the sink's keys (see ``syncd_connectors.google.tasks``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import Any, ClassVar
 
 from googleapiclient.errors import HttpError
 
-from connectors.base import (
+from syncd.config import Option, choice
+from syncd.errors import AccountError
+from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
     ChangeBatch,
@@ -30,13 +32,11 @@ from connectors.base import (
     RemoteTask,
     TaskSpec,
 )
-from connectors.google import auth
-from connectors.google.calendar import CalendarSource
-from connectors.google.client import Client, status_of
-from connectors.google.people import COLLECTION, PeopleSource
-from connectors.google.tasks import EventSink, TaskSink
-from syncd.config import Option, choice
-from syncd.errors import AccountError
+from syncd_connectors.google import auth
+from syncd_connectors.google.calendar import CalendarSource
+from syncd_connectors.google.client import Client, status_of
+from syncd_connectors.google.people import COLLECTION, PeopleSource
+from syncd_connectors.google.tasks import EventSink, TaskSink
 
 __all__ = ["GoogleConnector"]
 

@@ -26,9 +26,9 @@ from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from connectors.base import Context
-from connectors.google.auth import credentials_from_json, credentials_json
 from syncd.errors import AccountError, AuthError, TransientError
+from syncd_connectors.base import Context
+from syncd_connectors.google.auth import credentials_from_json, credentials_json
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Any
 import vobject
 from googleapiclient.errors import HttpError
 
-from connectors.base import ChangeBatch, Collection, Context, RawObject
-from connectors.google.client import Client, status_of
 from syncd.errors import AccountError
+from syncd_connectors.base import ChangeBatch, Collection, Context, RawObject
+from syncd_connectors.google.client import Client, status_of
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from typing import Any
 
 from googleapiclient.errors import HttpError
 
-from connectors.base import Context, RemoteTask, TaskSpec
-from connectors.google.calendar import parse_rfc3339
-from connectors.google.client import Client, status_of
 from syncd.errors import AccountError
+from syncd_connectors.base import Context, RemoteTask, TaskSpec
+from syncd_connectors.google.calendar import parse_rfc3339
+from syncd_connectors.google.client import Client, status_of
 
 MARKER = re.compile(r"^X-SYNCD-UID: *(\S+) *$", re.M)
 SKEW = dt.timedelta(minutes=5)  # updatedMin margin for clock differences

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, RawObject, TaskSpec
-from connectors.caldav import DISCOVERY_KEY, CaldavConnector
 from syncd.context import AccountContext
 from syncd.errors import AccountError, AuthError, TransientError
+from syncd_connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, RawObject, TaskSpec
+from syncd_connectors.caldav import DISCOVERY_KEY, CaldavConnector
 from tests.caldav.proxy import CountingProxy
 from tests.servers import Seeder, Server
 

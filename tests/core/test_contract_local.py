@@ -1,4 +1,4 @@
-"""The connector contract (``connectors.base``) for the in-process connectors: vdir and memory.
+"""The connector contract (``syncd_connectors.base``) for the in-process connectors: vdir and memory.
 
 ``tests/caldav/test_contract.py`` has no base class to subclass (its tests are bound to
 a server and a proxy), so this is a small suite of its own, parametrized over one
@@ -19,10 +19,10 @@ from typing import Any
 import icalendar
 import pytest
 
-from connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, TaskSpec
-from connectors.memory import MemoryConnector, MemoryStore
-from connectors.vdir import VdirConnector
 from syncd.context import AccountContext
+from syncd_connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, TaskSpec
+from syncd_connectors.memory import MemoryConnector, MemoryStore
+from syncd_connectors.vdir import VdirConnector
 from tests.helpers import event, vcard
 
 SINCE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)

@@ -58,12 +58,11 @@ def test_example_config_ships_inside_the_package(wheel: Path) -> None:
         assert zf.read("syncd/config.example.toml").decode() == (ROOT / "config.example.toml").read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/ is installed as syncd_connectors by the last commit")
 def test_no_generic_top_level_package(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         tops = {n.split("/")[0] for n in zf.namelist() if "/" in n and not n.split("/")[0].endswith((".dist-info", ".data"))}
         assert tops == {"syncd", "syncd_connectors"}
-        modules = {p.relative_to(ROOT / "connectors").as_posix() for p in (ROOT / "connectors").rglob("*.py")}
+        modules = {p.relative_to(ROOT / "syncd_connectors").as_posix() for p in (ROOT / "syncd_connectors").rglob("*.py")}
         assert {f"syncd_connectors/{m}" for m in modules} <= set(zf.namelist())
         assert "syncd_connectors.vdir:VdirConnector" in _dist_file(zf, "entry_points.txt")
 

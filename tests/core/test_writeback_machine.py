@@ -18,12 +18,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from connectors.base import CONTACTS, EVENTS
-from connectors.memory import MemoryConnector, MemoryStore
 from syncd import config
 from syncd.engine import Engine
 from syncd.errors import TransientError
 from syncd.ledger import Ledger
+from syncd_connectors.base import CONTACTS, EVENTS
+from syncd_connectors.memory import MemoryConnector, MemoryStore
 from tests.helpers import ME, event, vcard
 
 FOREIGN = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//user//EN\r\nBEGIN:VTODO\r\nUID:users-own\r\n"

@@ -21,7 +21,7 @@ def _restore_loggers():
         for h in [h for h in logger.handlers if getattr(h, "_syncd_handler", False)]:
             logger.removeHandler(h)
     logging.getLogger("syncd").propagate = True
-    logging.getLogger("connectors").propagate = True
+    logging.getLogger("syncd_connectors").propagate = True
 
 
 def test_levels(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +29,7 @@ def test_levels(monkeypatch: pytest.MonkeyPatch) -> None:
     for verbosity, level in ((-1, logging.WARNING), (0, logging.INFO), (1, logging.DEBUG), (3, logging.DEBUG)):
         logsetup.setup(verbosity, io.StringIO())
         assert logging.getLogger("syncd").level == level
-        assert logging.getLogger("connectors").level == level
+        assert logging.getLogger("syncd_connectors").level == level
         assert len([h for h in logging.getLogger("syncd").handlers if getattr(h, "_syncd_handler", False)]) == 1
 
 
@@ -50,10 +50,10 @@ def test_journal_format(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
         assert logsetup.on_journal(stream)
         logsetup.setup(0, stream)
-        logging.getLogger("connectors.vdir").warning("skipped %s", "a.ics")
+        logging.getLogger("syncd_connectors.vdir").warning("skipped %s", "a.ics")
         logging.getLogger("syncd.x").debug("hidden")
         stream.seek(0)
-        assert stream.read() == "<4>connectors.vdir: skipped a.ics\n"
+        assert stream.read() == "<4>syncd_connectors.vdir: skipped a.ics\n"
 
 
 def test_journal_stream_of_another_file(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from connectors.google import GoogleConnector
 from syncd.context import AccountContext
+from syncd_connectors.google import GoogleConnector
 from tests.google.emulator import GoogleEmulator
 
 _LOCAL = {"127.0.0.1", "localhost", "::1"}

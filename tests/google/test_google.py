@@ -10,10 +10,10 @@ import icalendar
 import pytest
 import vobject
 
-from connectors.base import ChangeBatch, TaskSpec
-from connectors.google import GoogleConnector, auth
-from connectors.google.tasks import PENDING, event_id
 from syncd.errors import AuthError, SecretUnavailable, SyncdError, TransientError
+from syncd_connectors.base import ChangeBatch, TaskSpec
+from syncd_connectors.google import GoogleConnector, auth
+from syncd_connectors.google.tasks import PENDING, event_id
 from tests.google.emulator import GoogleEmulator
 
 EMAIL = "alice@example.org"
@@ -54,7 +54,7 @@ def test_backfill_pages_and_cursor(google_emulator: GoogleEmulator, make_connect
     for n in range(5):
         google_emulator.add_event(EMAIL, meeting(n))
     conn = make_connector()
-    import connectors.google.calendar as cal
+    import syncd_connectors.google.calendar as cal
     old, cal.PAGE_SIZE = cal.PAGE_SIZE, 2
     try:
         coll = conn.collections()[0]
