@@ -392,15 +392,11 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     """``syncd tasks``."""
+    from syncd import views
+
     cfg = config.load(args.config)
     ledger = _reader(cfg)
-    rows = ledger.followups() if ledger else []
-    items = [
-        {"rule": r.rule, "person": r.name, "emails": sorted(r.emails), "due": r.due.isoformat(),
-         "state": "open" if r.state == "pending" else r.state, "account": r.account, "uid": r.uid,
-         "reason": r.reason}
-        for r in rows
-    ]
+    items = [views.task_json(r) for r in (ledger.followups() if ledger else [])]
     if not args.all:
         items = [i for i in items if i["state"] == "open"]
     if args.json:
