@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from syncd import clock, events, taskical
-from syncd.config import Invalid, Option, choice
+from syncd.config import Invalid, Option, choice, expanded_path
 from syncd.errors import AccountError, PreconditionFailed
 from syncd_connectors.base import (
     CONTACTS,
@@ -80,12 +80,12 @@ _UNSET_VAR = re.compile(r"\$(\w+|\{\w+\})")
 
 
 def _expanded(value: Any) -> Path:
-    """A path with ``$VAR``/``${VAR}`` and ``~`` expanded, as vdirsyncer users expect."""
-    return Path(os.path.expandvars(_parse_path(value))).expanduser()
+    """A folder with ``$VAR``/``${VAR}`` and ``~`` expanded."""
+    return expanded_path(_parse_path(value))
 
 
 def _expanded_list(value: Any) -> list[Path]:
-    return [Path(os.path.expandvars(str(p))).expanduser() for p in _parse_path_list(value)]
+    return [expanded_path(p) for p in _parse_path_list(value)]
 
 
 def _parse_path(value: Any) -> str:

@@ -107,11 +107,16 @@ def _zone(value: Any) -> dt.tzinfo:
         raise Invalid("an IANA time zone name such as Europe/Berlin") from exc
 
 
-def _expanded(text: str) -> Path:
+def expanded_path(text: str) -> Path:
+    """A config path with ``$VAR``/``${VAR}`` and ``~`` expanded (as vdirsyncer users
+    expect); an unset variable stays as written, for ``syncd check`` to name."""
     try:
-        return Path(text).expanduser()
+        return Path(os.path.expandvars(text)).expanduser()
     except RuntimeError:  # ~someone who does not exist
         raise Invalid("a path (~ names a user that does not exist)") from None
+
+
+_expanded = expanded_path
 
 
 def _path(value: Any) -> Path:

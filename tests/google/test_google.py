@@ -334,9 +334,11 @@ def test_missing_secret_propagates(google_emulator: GoogleEmulator, ctx: Any,
 def test_tasks_insert_list_complete_delete(google_emulator: GoogleEmulator, make_connector: Any) -> None:
     conn = make_connector()
     assert conn.list_tasks() == {}
+    # reading creates nothing (a dry run reads too); the first write creates the list
+    assert google_emulator.tasklist_by_title("Follow-ups") is None
+    conn.put_task(task(1))
     tl = google_emulator.tasklist_by_title("Follow-ups")
     assert tl is not None
-    conn.put_task(task(1))
     conn.put_task(task(1))  # no duplicate
     conn.put_task(task(2))
     items = google_emulator.all_tasks()
