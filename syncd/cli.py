@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("auth", help="store an account's secret in the keyring")
     a.add_argument("account")
     sub.add_parser("check", help="validate the config and reach every account")
+    from syncd import teamcli  # imports nothing of PostgreSQL until a team command runs
+
+    teamcli.add_parser(sub)
     return p
 
 
@@ -192,7 +196,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 # -- read-only views --------------------------------------------------------------
+#: a team member's (config, ledger) while `syncd team people|tasks MEMBER` shows it
+member_view: ContextVar[tuple[config.Config, Ledger] | None] = ContextVar("member_view", default=None)
+
+
+def _config(args: argparse.Namespace) -> config.Config:
+    view = member_view.get()
+    return view[0] if view else config.load(args.config)
+
+
 def _reader(cfg: config.Config) -> Ledger | None:
+    view = member_view.get()
+    if view:
+        return view[1]
     return Ledger.open(cfg.ledger, readonly=True) if cfg.ledger.exists() else None
 
 
@@ -202,7 +218,7 @@ def _emit_json(value: Any) -> None:
 
 def cmd_people(args: argparse.Namespace) -> int:
     """``syncd people``."""
-    cfg = config.load(args.config)
+    cfg = _config(args)
     ledger = _reader(cfg)
     people = ledger.people() if ledger else []
     if args.overdue:
@@ -222,7 +238,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     """``syncd tasks``."""
-    cfg = config.load(args.config)
+    cfg = _config(args)
     ledger = _reader(cfg)
     rows = ledger.followups() if ledger else []
     items = [
@@ -319,6 +335,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EX_FAILED if bad else EX_OK
 
 
+def cmd_team(args: argparse.Namespace) -> int:
+    """``syncd team COMMAND`` (SPEC §9)."""
+    from syncd import teamcli
+
+    return teamcli.main(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "backfill": cmd_backfill,
     "sync": cmd_sync,
@@ -327,4 +350,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "auth": cmd_auth,
     "check": cmd_check,
+    "team": cmd_team,
 }

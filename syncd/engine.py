@@ -173,8 +173,10 @@ class Engine:
         now: Callable[[], dt.datetime] = clock.now,
         progress: Progress | None = None,
         registry: dict[str, type] | None = None,
+        secrets: tuple[Callable[[str], str], Callable[[str, str], None]] | None = None,
     ) -> None:
         self.config = config
+        self.secrets = secrets  # (get, put) instead of the keyring's: a team member's vault
         self.ledger = _copy_to_memory(ledger) if dry_run else ledger
         self.dry_run = dry_run
         self.now = now
@@ -192,6 +194,8 @@ class Engine:
                 self.ledger.ensure_account(name, acc.type)
             ctx = AccountContext(account=name, timezone=self.config.timezone,
                                  state_dict=self.ledger.connector_state(name))
+            if self.secrets is not None:
+                ctx.get_secret, ctx.put_secret = self.secrets
             if self.dry_run:
                 ctx.put_secret = _nowhere
             self._connectors[name] = (cls(name, acc.options, ctx), ctx)
