@@ -19,8 +19,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -122,3 +123,27 @@ def drop_database(admin_dsn: str, dsn: str) -> None:
             return
         except psycopg.errors.ObjectInUse:
             time.sleep(0.1)
+
+
+def member_ledger(dsn: str) -> tuple[Any, Callable[[], None]]:
+    """A fresh member-style ledger (its own role and schema) and a function that drops it."""
+    from syncd import pgledger
+
+    tag = uuid.uuid4().hex[:10]
+    schema, role = f"member_{tag}", f"syncd_test_{tag}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(sql.Identifier(schema), sql.Identifier(role)))
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute(pgledger.SQLITE_MASTER)  # type: ignore[arg-type]
+    ledger = pgledger.open_member(dsn, schema, role, f"postgresql:{tag}")
+
+    def drop() -> None:
+        ledger.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+    return ledger, drop
