@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -132,6 +133,23 @@ class PgConnection:
     def close(self) -> None:
         """Close the connection (a transaction still open is rolled back)."""
         self.raw.close()
+
+    def backup(self, target: sqlite3.Connection) -> None:
+        """Copy the ledger into an SQLite connection, as ``sqlite3.Connection.backup`` does.
+
+        A dry run works on such a copy (``syncd.engine``), so it cannot write here.
+        """
+        copy = Ledger(target, Path(":memory:"))
+        copy._migrate(False)
+        tables = [r[0] for r in target.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        with copy.transaction():
+            target.execute("DELETE FROM meta")
+            for table in tables:
+                cols = [r[1] for r in target.execute(f"PRAGMA table_info({table})")]
+                names = ", ".join(_q(c) for c in cols)
+                rows = self.raw.execute(cast(Any, f"SELECT {names} FROM {table}")).fetchall()
+                target.executemany(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({', '.join('?' * len(cols))})",
+                                   rows)
 
     # -- translation ---------------------------------------------------------------
     def _translate(self, query: str) -> list[tuple[str, tuple[int, ...] | None]]:

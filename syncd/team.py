@@ -26,7 +26,7 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -390,8 +390,14 @@ class Team:
         finally:
             ledger.close()
 
-    def run_pass(self, name: str, fernet: Any) -> Any:
+    def run_pass(self, name: str, fernet: Any, *, dry_run: bool = False,
+                 report: Callable[[config.Config, Ledger, Any], None] | None = None) -> Any:
         """One pass of a member, as ``syncd sync`` runs one; its outcome recorded.
+
+        Args:
+            name: the member; fernet: the team key.
+            dry_run: read everything, write nothing (the engine's dry run).
+            report: called with (config, ledger the pass used, result) before the ledger closes.
 
         Returns the ``engine.PassResult``, or None when the member no longer exists.
         """
@@ -410,14 +416,17 @@ class Team:
             raise
         with self.pass_ledger(name) as ledger:
             vault = Vault(name, ledger, fernet)
-            engine = Engine(cfg, ledger, secrets=(vault.get, vault.put))
+            engine = Engine(cfg, ledger, dry_run=dry_run, secrets=(vault.get, vault.put))
             try:
                 result = engine.run_pass()
             finally:
                 engine.close()
-        problems = [a.error for a in result.accounts if a.error] + ([result.reconcile.error]
-                                                                     if result.reconcile.error else [])
-        self.record(name, clock.now(), "; ".join(p for p in problems if p) or None)
+            if report is not None:
+                report(cfg, engine.ledger, result)
+        if not dry_run:
+            problems = [a.error for a in result.accounts if a.error] + (
+                [result.reconcile.error] if result.reconcile.error else [])
+            self.record(name, clock.now(), "; ".join(p for p in problems if p) or None)
         return result
 
     def record(self, name: str, when: dt.datetime | None, error: str | None) -> None:

@@ -43,6 +43,7 @@ def add_parser(sub: Any) -> None:
     st.add_argument("--json", action="store_true")
     sy = ts.add_parser("sync", help="one pass of a member now, in this process")
     sy.add_argument("member")
+    sy.add_argument("--dry-run", action="store_true", help="read everything, write nothing")
     pe = ts.add_parser("people", help="a member's people (as `syncd people`)")
     pe.add_argument("member")
     pe.add_argument("--json", action="store_true")
@@ -172,9 +173,11 @@ def _sync(db: Any, args: argparse.Namespace) -> int:
 
     fernet = team.read_key(db.config)
     member = db.member(args.member)
-    result = db.run_pass(member.name, fernet)
-    with db.pass_ledger(member.name) as ledger:
-        cli._report(db.member_config(member), ledger, result, False)
+
+    def report(cfg: Any, ledger: Any, result: Any) -> None:
+        cli._report(cfg, ledger, result, args.dry_run)
+
+    result = db.run_pass(member.name, fernet, dry_run=args.dry_run, report=report)
     return int(result.exit_code)
 
 

@@ -167,3 +167,16 @@ def test_remove_leaves_nothing_of_the_member_in_a_dump(team: TeamWorld, pg_admin
     oid = team.sql("SELECT oid FROM pg_database WHERE datname = current_database()")[0][0]
     assert team.sql("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"syncd\\_{oid}\\_%",)) == [
         (f"syncd_{oid}_2",)]  # bruno's role only
+
+
+def test_sync_dry_run_writes_nothing(team: TeamWorld) -> None:
+    _world_with(team, "alice", "carla")
+    before = team.sql("SELECT last_success FROM syncd_team.members")
+    proc = team.run("sync", "alice", "--dry-run")
+    assert "Follow-ups would write: 2" in proc.stdout
+    assert not team.worlds["alice"].tasks.exists() or not team.worlds["alice"].task_files()
+    assert team.json("people", "alice") == [] and team.json("tasks", "alice") == []
+    assert team.sql("SELECT last_success FROM syncd_team.members") == before
+    team.run("sync", "alice")
+    proc = team.run("sync", "alice", "--dry-run")
+    assert "Follow-ups would write: 0" in proc.stdout and "files: 0 changes, ok" in proc.stdout
