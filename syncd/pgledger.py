@@ -10,8 +10,9 @@ serve both databases:
 - ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``; ``INSERT OR REPLACE``
   becomes an upsert on the primary key, preceded by a ``DELETE`` of the rows that
   clash on another unique key (SQLite's REPLACE removes those too);
-- ``BEGIN IMMEDIATE`` is ``BEGIN`` (one writer per member is the advisory lock's job);
-  ``PRAGMA`` statements do nothing;
+- ``BEGIN IMMEDIATE`` is ``BEGIN`` (one writer per member is the advisory lock's job),
+  sent in one round trip with the transaction's first statement (a pipeline), and not
+  at all for a transaction that turns out empty; ``PRAGMA`` statements do nothing;
 - in DDL, ``INTEGER PRIMARY KEY`` is an identity column, integers are ``BIGINT`` and
   text compares byte by byte (``COLLATE "C"``, as SQLite does: ISO times sort right);
 - ``end``, a reserved word in PostgreSQL, is quoted (ledger SQL writes keywords in
@@ -28,10 +29,11 @@ Public API: ``PgConnection``, ``open_member``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -110,14 +112,24 @@ class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
         self._tables: dict[str, _Table] = {}
+        self._begin = False  # a BEGIN not sent yet
 
     # -- the sqlite3 surface -----------------------------------------------------
     def execute(self, query: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; return a cursor (iterable, ``fetchone``, ``fetchall``)."""
         steps = self._translate(query)
         cur = self.raw.cursor(row_factory=_row_factory)
-        for text, pick in steps:
-            cur.execute(cast(Any, text), [params[i] for i in pick] if pick is not None else list(params))
+        if steps and steps[0][0] in ("BEGIN", "COMMIT", "ROLLBACK"):
+            if steps[0][0] == "BEGIN":
+                self._begin = True
+            elif self._begin:
+                self._begin = False  # nothing happened in it: nothing to end
+            else:
+                cur.execute(cast(Any, steps[0][0]))
+            return cur
+        with self._pipeline():
+            for text, pick in steps:
+                cur.execute(cast(Any, text), [params[i] for i in pick] if pick is not None else list(params))
         return cur
 
     def executemany(self, query: str, seq: Iterable[Sequence[Any]]) -> Any:
@@ -126,9 +138,21 @@ class PgConnection:
         cur = self.raw.cursor(row_factory=_row_factory)
         if not rows:
             return cur
-        for text, pick in self._translate(query):
-            cur.executemany(cast(Any, text), [[r[i] for i in pick] for r in rows] if pick is not None else rows)
+        with self._pipeline():
+            for text, pick in self._translate(query):
+                cur.executemany(cast(Any, text), [[r[i] for i in pick] for r in rows] if pick is not None else rows)
         return cur
+
+    @contextlib.contextmanager
+    def _pipeline(self) -> Iterator[None]:
+        """The pending BEGIN and what follows it, in one round trip."""
+        if not self._begin:
+            yield
+            return
+        self._begin = False
+        with self.raw.pipeline():
+            self.raw.execute("BEGIN")
+            yield
 
     def close(self) -> None:
         """Close the connection (a transaction still open is rolled back)."""
@@ -160,8 +184,9 @@ class PgConnection:
         head = query.lstrip()[:16].upper()
         if head.startswith("PRAGMA"):
             return []
-        if head.startswith("BEGIN"):
-            return [("BEGIN", None)]
+        if head.startswith(("BEGIN", "COMMIT", "END", "ROLLBACK")):
+            return [("ROLLBACK" if head.startswith("ROLLBACK") else "BEGIN" if head.startswith("BEGIN")
+                     else "COMMIT", None)]
         if head.startswith("CREATE"):
             return [(_words(_ddl(query)), None)]
         m = _INSERT.match(query)

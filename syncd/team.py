@@ -200,6 +200,8 @@ class Team:
         self.config = team
         self.dsn = team.database
         self.conn = _connect(self.dsn)
+        self._ready = False
+        self._oid: int | None = None
 
     def close(self) -> None:
         """Close the owner's connection."""
@@ -243,6 +245,8 @@ class Team:
                 f"ALTER ROLE {user} CREATEROLE (as a superuser, once)")
 
     def _check_ready(self) -> None:
+        if self._ready:
+            return
         try:
             row = self.conn.execute("SELECT value FROM syncd_team.meta WHERE key = 'schema_version'").fetchone()
         except psycopg.errors.UndefinedTable:
@@ -252,6 +256,7 @@ class Team:
                               "a database prepared by `syncd team init`")
         if int(row[0]) > TEAM_SCHEMA_VERSION:
             raise SyncdError(f"the team database was written by a newer syncd (schema {row[0]})")
+        self._ready = True
 
     def dsn_shown(self) -> str:
         """The database URL without its password."""
@@ -260,12 +265,13 @@ class Team:
         return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items()})
 
     # -- members -----------------------------------------------------------------
+    _COLUMNS = "name, id, config, config_path, next_run, last_success, last_error, last_error_at"
+
     def members(self) -> list[Member]:
         """Every member, by name."""
         self._check_ready()
         rows = self.conn.execute(
-            "SELECT name, id, config, config_path, next_run, last_success, last_error, last_error_at "
-            "FROM syncd_team.members ORDER BY name").fetchall()
+            f"SELECT {self._COLUMNS} FROM syncd_team.members ORDER BY name").fetchall()  # type: ignore[arg-type]
         return [Member(r[0], r[1], bytes(r[2]), Path(r[3]), *r[4:]) for r in rows]
 
     def member(self, name: str) -> Member:
@@ -274,16 +280,20 @@ class Team:
         Raises:
             ConfigError: no such member (exit 78).
         """
-        for m in self.members():
-            if m.name == name:
-                return m
+        self._check_ready()
+        r = self.conn.execute(f"SELECT {self._COLUMNS} FROM syncd_team.members WHERE name = %s",  # type: ignore[arg-type]
+                              (name,)).fetchone()
+        if r is not None:
+            return Member(r[0], r[1], bytes(r[2]), Path(r[3]), *r[4:])
         known = ", ".join(m.name for m in self.members()) or "none yet: `syncd team add`"
         raise ConfigError(self.config.path, "member", name, f"a member of the team ({known})")
 
     def names(self, member: Member) -> tuple[str, str]:
         """(schema, role) of a member; roles are per cluster, so they carry the database's oid."""
-        oid = self.conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]  # type: ignore[index]
-        return f"member_{member.id}", f"syncd_{oid}_{member.id}"
+        if self._oid is None:
+            self._oid = int(self.conn.execute(
+                "SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0])  # type: ignore[index]
+        return f"member_{member.id}", f"syncd_{self._oid}_{member.id}"
 
     def add(self, name: str, path: Path) -> tuple[Member, bool]:
         """Add a member, or replace its config; (member, whether it is new).
@@ -355,11 +365,11 @@ class Team:
             self.conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (_lock_key(name),))
 
     # -- a member's ledger and pass ------------------------------------------------
-    def ledger(self, name: str, conn: psycopg.Connection[Any] | None = None) -> Ledger:
+    def ledger(self, name: str | Member, conn: psycopg.Connection[Any] | None = None) -> Ledger:
         """The member's ledger, on a connection of its own role and schema."""
-        member = self.member(name)
+        member = name if isinstance(name, Member) else self.member(name)
         schema, role = self.names(member)
-        return pgledger.open_member(self.dsn, schema, role, f"postgresql:{name}", conn=conn)
+        return pgledger.open_member(self.dsn, schema, role, f"postgresql:{member.name}", conn=conn)
 
     def member_config(self, member: Member) -> config.Config:
         """The member's validated config (its ledger is in the team database)."""
@@ -370,18 +380,19 @@ class Team:
         return dataclasses.replace(cfg, ledger=Path(f"postgresql:{member.name}"))
 
     @contextlib.contextmanager
-    def pass_ledger(self, name: str) -> Iterator[Ledger]:
+    def pass_ledger(self, name: str | Member) -> Iterator[Ledger]:
         """The member's ledger, held by this pass alone (a session lock: a dead worker frees it).
 
         Raises:
             MemberBusy: another pass of the member is running (retry later).
         """
+        member = name if isinstance(name, Member) else self.member(name)
         conn = _connect(self.dsn)
         try:
             if not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-                                (_lock_key(name),)).fetchone()[0]:  # type: ignore[index]
-                raise MemberBusy(f"member {name!r} is already in a pass elsewhere")
-            ledger = self.ledger(name, conn=conn)
+                                (_lock_key(member.name),)).fetchone()[0]:  # type: ignore[index]
+                raise MemberBusy(f"member {member.name!r} is already in a pass elsewhere")
+            ledger = self.ledger(member, conn=conn)
         except BaseException:
             conn.close()
             raise
@@ -414,7 +425,7 @@ class Team:
         except SyncdError as exc:
             self.record(name, None, errors.message(exc))
             raise
-        with self.pass_ledger(name) as ledger:
+        with self.pass_ledger(member) as ledger:
             vault = Vault(name, ledger, fernet)
             engine = Engine(cfg, ledger, dry_run=dry_run, secrets=(vault.get, vault.put))
             try:

@@ -27,6 +27,7 @@ import concurrent.futures
 import datetime as dt
 import logging
 import random
+import threading
 from typing import Any
 
 import procrastinate
@@ -82,16 +83,23 @@ def make_app(team: TeamConfig, fernet: Any, *, tick_cron: str = "* * * * *",
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=team.database, min_size=1, max_size=4))
 
+    local = threading.local()  # each pass thread keeps its connection to the team tables
+
+    def owner() -> Team:
+        db: Team | None = getattr(local, "team", None)
+        if db is None or db.conn.closed or db.conn.broken:
+            db = local.team = Team(team)
+        return db
+
     @app.task(name=PASS_TASK, retry=backoff or Backoff())
     def member_pass(member: str) -> None:
-        with Team(team) as db:
-            try:
-                result = db.run_pass(member, fernet)
-            except errors.TempFailError as exc:
-                raise RetryablePass(str(exc)) from None
-            except errors.SyncdError as exc:
-                log.error("member %r: %s", member, errors.message(exc))
-                return
+        try:
+            result = owner().run_pass(member, fernet)
+        except errors.TempFailError as exc:
+            raise RetryablePass(str(exc)) from None
+        except errors.SyncdError as exc:
+            log.error("member %r: %s", member, errors.message(exc))
+            return
         if result is None:
             return
         failures = [a.exc for a in result.accounts if a.exc is not None]
