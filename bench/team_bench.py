@@ -21,7 +21,6 @@ Run: ``.venv/bin/python bench/team_bench.py [--members 1000] [--workers 1,2,4,8]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import importlib.util
 import os
@@ -85,6 +84,13 @@ class Bench:
         self.fernet = team.read_key(self.team_config)
         with team.Team(self.team_config) as db:
             db.init()
+        import psycopg
+
+        from syncd import teamjobs
+
+        self.poll = psycopg.connect(dsn, autocommit=True)
+        self.app = teamjobs.make_app(self.team_config, self.fernet)
+        self.app.open()
 
     def add_members(self, n: int, events: int, contacts: int) -> list[str]:
         from syncd import team
@@ -124,20 +130,17 @@ class Bench:
             p.wait(timeout=120)
 
     def enqueue(self, names: list[str]) -> None:
+        """Queue a pass of each member (one batch: members are each queued once here)."""
         from syncd import teamjobs
 
-        app = teamjobs.make_app(self.team_config, self.fernet)
-
-        async def go() -> None:
-            async with app.open_async():
-                task = app.tasks[teamjobs.PASS_TASK]
-                await task.batch_defer_async(*[{"member": n} for n in names])
-
-        asyncio.run(go())
+        if len(names) == 1:
+            teamjobs.defer(self.app, names[0])
+        else:
+            self.app.tasks[teamjobs.PASS_TASK].batch_defer(*[{"member": n} for n in names])
 
     def drained(self) -> bool:
-        return not self.sql("SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
-                            "AND task_name = 'syncd.team.pass' LIMIT 1")
+        return not self.poll.execute("SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
+                                     "AND task_name = 'syncd.team.pass' LIMIT 1").fetchone()
 
     def round(self, names: list[str], n_workers: int) -> tuple[float, float]:
         """(members per minute, machine CPU busy fraction) for one round of passes."""

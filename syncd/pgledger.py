@@ -10,9 +10,9 @@ serve both databases:
 - ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``; ``INSERT OR REPLACE``
   becomes an upsert on the primary key, preceded by a ``DELETE`` of the rows that
   clash on another unique key (SQLite's REPLACE removes those too);
-- ``BEGIN IMMEDIATE`` is ``BEGIN`` (one writer per member is the advisory lock's job),
-  sent in one round trip with the transaction's first statement (a pipeline), and not
-  at all for a transaction that turns out empty; ``PRAGMA`` statements do nothing;
+- ``BEGIN IMMEDIATE`` is ``BEGIN`` (one writer per member is the advisory lock's job);
+  a transaction runs in psycopg's pipeline mode, so its writes do not wait one round
+  trip each, and one that turns out empty sends nothing; ``PRAGMA`` statements do nothing;
 - in DDL, ``INTEGER PRIMARY KEY`` is an identity column, integers are ``BIGINT`` and
   text compares byte by byte (``COLLATE "C"``, as SQLite does: ISO times sort right);
 - ``end``, a reserved word in PostgreSQL, is quoted (ledger SQL writes keywords in
@@ -33,7 +33,7 @@ import contextlib
 import functools
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -109,10 +109,14 @@ class _Table:
 class PgConnection:
     """The part of ``sqlite3.Connection`` the ledger uses, on one psycopg connection."""
 
+    #: table -> its columns and keys; every member's schema is made by the same DDL, so
+    #: one look-up serves every connection of the process
+    _tables: ClassVar[dict[str, _Table]] = {}
+
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
-        self._tables: dict[str, _Table] = {}
         self._begin = False  # a BEGIN not sent yet
+        self._pipe: Any = None  # the pipeline of the open transaction
 
     # -- the sqlite3 surface -----------------------------------------------------
     def execute(self, query: str, params: Sequence[Any] = ()) -> Any:
@@ -120,16 +124,11 @@ class PgConnection:
         steps = self._translate(query)
         cur = self.raw.cursor(row_factory=_row_factory)
         if steps and steps[0][0] in ("BEGIN", "COMMIT", "ROLLBACK"):
-            if steps[0][0] == "BEGIN":
-                self._begin = True
-            elif self._begin:
-                self._begin = False  # nothing happened in it: nothing to end
-            else:
-                cur.execute(cast(Any, steps[0][0]))
+            self._transaction(steps[0][0])
             return cur
-        with self._pipeline():
-            for text, pick in steps:
-                cur.execute(cast(Any, text), [params[i] for i in pick] if pick is not None else list(params))
+        self._start()
+        for text, pick in steps:
+            cur.execute(cast(Any, text), [params[i] for i in pick] if pick is not None else list(params))
         return cur
 
     def executemany(self, query: str, seq: Iterable[Sequence[Any]]) -> Any:
@@ -138,21 +137,53 @@ class PgConnection:
         cur = self.raw.cursor(row_factory=_row_factory)
         if not rows:
             return cur
-        with self._pipeline():
-            for text, pick in self._translate(query):
-                cur.executemany(cast(Any, text), [[r[i] for i in pick] for r in rows] if pick is not None else rows)
+        self._start()
+        for text, pick in self._translate(query):
+            cur.executemany(cast(Any, text), [[r[i] for i in pick] for r in rows] if pick is not None else rows)
         return cur
 
-    @contextlib.contextmanager
-    def _pipeline(self) -> Iterator[None]:
-        """The pending BEGIN and what follows it, in one round trip."""
-        if not self._begin:
-            yield
-            return
-        self._begin = False
-        with self.raw.pipeline():
+    # A transaction runs in pipeline mode: writes whose results nobody reads go out
+    # together, and a read waits only for what it needs. BEGIN is sent with the first
+    # statement, and an empty transaction sends nothing at all.
+    def _start(self) -> None:
+        if self._begin:
+            self._begin = False
+            self._pipe = self.raw.pipeline()
+            self._pipe.__enter__()
             self.raw.execute("BEGIN")
-            yield
+
+    def _transaction(self, command: str) -> None:
+        if command == "BEGIN":
+            self._begin = True
+            return
+        if self._begin:  # nothing happened in it: nothing to end
+            self._begin = False
+            return
+        pipe, self._pipe = self._pipe, None
+        if pipe is None:
+            self.raw.execute(cast(Any, command))
+            return
+        if command == "COMMIT":
+            try:
+                self.raw.execute("COMMIT")
+                pipe.__exit__(None, None, None)  # waits for every result; raises the first error
+            except BaseException:
+                # A write failed (its error shows only now): the queued COMMIT was skipped.
+                with contextlib.suppress(psycopg.Error):
+                    pipe.__exit__(None, None, None)
+                self._end_failed()
+                raise
+            return
+        try:
+            self.raw.execute("ROLLBACK")
+        finally:
+            with contextlib.suppress(psycopg.Error):  # the error being rolled back is already raised
+                pipe.__exit__(None, None, None)
+            self._end_failed()
+
+    def _end_failed(self) -> None:
+        if self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.raw.execute("ROLLBACK")
 
     def close(self) -> None:
         """Close the connection (a transaction still open is rolled back)."""

@@ -87,3 +87,23 @@ def test_a_schema_1_ledger_is_upgraded_in_place(team_db: str) -> None:
         assert ident.links == {"email:ana@x": "ana@x", "email:ana@y": "ana@x"}
     finally:
         drop()
+
+
+@pytest.mark.parametrize("read_after", [True, False])
+def test_a_failed_statement_rolls_the_transaction_back_and_the_ledger_goes_on(
+    both: tuple[Ledger, Ledger], read_after: bool
+) -> None:
+    """Also when the error only shows at COMMIT (writes in a pipeline are not waited for)."""
+    for led in both:
+        with pytest.raises(Exception, match=r"(?i)unique|constraint"), led.transaction():
+            led.set_meta("kept", "no")
+            led.conn.execute("INSERT INTO persons(id, seq) VALUES (?, ?)", ("a", 1))
+            led.conn.execute("INSERT INTO persons(id, seq) VALUES (?, ?)", ("b", 1))  # seq is unique
+            if read_after:
+                led.meta("kept")
+        assert led.meta("kept") is None
+        with led.transaction():
+            led.set_meta("kept", "yes")
+        with led.transaction():
+            pass  # an empty transaction
+        assert led.meta("kept") == "yes" and led.identity().ids == []
