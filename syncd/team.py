@@ -326,10 +326,14 @@ class Team:
         self.ledger(name).close()  # creates the ledger's tables
         return member, bool(row[1])
 
-    def remove(self, name: str, wait: float = 30.0) -> None:
+    def remove(self, name: str, wait: float = 30.0, settle: float = 10.0) -> None:
         """Delete every row of a member: config, ledger, secrets, queued and past jobs.
 
-        Waits for a running pass of the member to end (its lock), at most ``wait`` s.
+        Waits for a running pass of the member to end (its lock), at most ``wait`` s, and
+        for its job to record its end, at most ``settle`` s.
+
+        Raises:
+            MemberBusy: a pass of the member is still running after ``wait`` s (exit 75).
         """
         member = self.member(name)
         schema, role = self.names(member)
@@ -339,16 +343,19 @@ class Team:
                 self.conn.execute("DELETE FROM syncd_team.members WHERE name = %s", (name,))
                 self.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
                 self.conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-            # A job that ran the last pass may still be saving its outcome: let it, then delete it.
+            # No pass of the member runs (its lock is ours), but the job of the last one may
+            # still be saving its outcome: give it a moment, then delete its jobs whatever
+            # their state (a job left 'doing' by a dead worker included).
+            settle = time.monotonic() + settle
             while True:
                 with self.conn.transaction():
                     self.conn.execute(
                         "DELETE FROM procrastinate_jobs WHERE task_name = %s AND args->>'member' = %s "
-                        "AND status <> 'doing'", (PASS_TASK, name))
+                        "AND (status <> 'doing' OR %s)", (PASS_TASK, name, time.monotonic() > settle))
                     left = self.conn.execute(
                         "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s AND args->>'member' = %s",
                         (PASS_TASK, name)).fetchone()[0]  # type: ignore[index]
-                if not left or time.monotonic() > deadline:
+                if not left:
                     break
                 time.sleep(0.1)
 

@@ -227,3 +227,18 @@ def test_backoff_grows_exponentially_with_jitter_and_gives_up() -> None:
     assert backoff.get_retry_decision(exception=retry, job=Job(0)) is not None  # type: ignore[arg-type]
     assert backoff.get_retry_decision(exception=retry, job=Job(3)) is None  # type: ignore[arg-type]
     assert backoff.get_retry_decision(exception=ValueError("bug"), job=Job(0)) is None  # type: ignore[arg-type]
+
+
+def test_removing_a_member_whose_worker_died_mid_pass(team: TeamWorld, workers: Workers) -> None:
+    _member_with_meetings(team, "alice", 4)
+    team.sql("UPDATE syncd_team.members SET next_run = now() + interval '1 day'")
+    _defer(team, "alice")
+    first = workers.start(slow=0.5)
+    tasks = team.worlds["alice"].tasks
+    _until(lambda: tasks.exists() and list(tasks.glob("*.ics")), what="the pass to write")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert _jobs(team) == [("alice", "doing")]
+    with team_mod.Team(_config(team)) as db:
+        db.remove("alice", settle=0.5)  # the dead pass's session lock is gone with its connection
+    assert not _jobs(team) and team.json("members") == []
