@@ -62,8 +62,10 @@ def cluster() -> Iterator[str]:
         try:
             pwd.getpwnam(OS_USER)
         except KeyError:
+            # two test processes may race to create it: whichever wins, it exists after
             subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OS_USER],
-                           check=True)
+                           check=False, stderr=subprocess.DEVNULL)
+            pwd.getpwnam(OS_USER)
         user = OS_USER
     data, sock = base / "data", base / "sock"
     sock.mkdir(exist_ok=True)
@@ -96,7 +98,9 @@ def ensure_owner(admin_dsn: str) -> None:
     """The non-superuser team role (CREATEROLE: members get roles of their own)."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (OWNER,)).fetchone():
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE NOSUPERUSER").format(sql.Identifier(OWNER)))
+            # test processes sharing one server may race here: the loser finds it made
+            with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE NOSUPERUSER").format(sql.Identifier(OWNER)))
 
 
 def new_database(admin_dsn: str) -> str:
