@@ -172,7 +172,7 @@ class Bench:
         if len(names) == 1:
             teamjobs.defer(self.app, names[0])
         else:
-            self.app.tasks[teamjobs.PASS_TASK].batch_defer(*[{"member": n} for n in names])
+            self.app.tasks[teamjobs.PASS_TASK].batch_defer(*[{"member": n} for n in names])  # type: ignore[arg-type]
 
     def drained(self) -> bool:
         return not self.poll.execute("SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
@@ -349,7 +349,8 @@ def main() -> int:
         world = root / "single-user"
         vb.generate(world, 2000, 300, 1)
         timed_sync(world, None)
-        now_t, base_t = [], []
+        now_t: list[float] = []
+        base_t: list[float] = []
         for r in range(args.repeats):  # alternating which goes first: the first of a pair is slower
             for which in ((None, now_t), (str(tree), base_t))[:: 1 if r % 2 else -1]:
                 which[1].append(timed_sync(world, which[0]))
