@@ -91,8 +91,10 @@ class TeamWorld:
                 os.environ.update(saved)
             proc = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
         else:
+            # a new session has no terminal: the password comes from stdin even when the
+            # tests run in one
             proc = subprocess.run([sys.executable, "-m", "syncd", *argv], capture_output=True, text=True,
-                                  env=self.env(), input=stdin, timeout=timeout)
+                                  env=self.env(), input=stdin, timeout=timeout, start_new_session=True)
         if check and proc.returncode != 0:
             raise AssertionError(f"syncd team {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
