@@ -67,6 +67,12 @@ def _cpu_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_member(root: Path, events: int, contacts: int, seed: int, ledger: bool = False) -> list[Path]:
     """A member's vdir world and config (without ``ledger`` unless asked)."""
     files: list[Path] = vb.generate(root, events, contacts, seed)
@@ -178,23 +184,26 @@ class Bench:
         return not self.poll.execute("SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
                                      "AND task_name = 'syncd.team.pass' LIMIT 1").fetchone()
 
-    def round(self, names: list[str], n_workers: int) -> tuple[float, float]:
-        """(members per minute, machine CPU busy fraction) for one round of passes."""
+    def round(self, names: list[str], n_workers: int) -> tuple[float, float, float]:
+        """(members per minute, machine CPU busy fraction, the workers' CPU in cores) for one
+        round of passes."""
         procs = self.workers(n_workers)
         try:
             b0, t0c = _cpu_busy()
+            w0 = sum(_proc_cpu(p.pid) for p in procs)
             t0 = time.perf_counter()
             self.enqueue(names)
             while not self.drained():
                 time.sleep(0.05)
             took = time.perf_counter() - t0
+            w1 = sum(_proc_cpu(p.pid) for p in procs)
             b1, t1c = _cpu_busy()
         finally:
             self.stop(procs)
         failed = self.sql("SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'")[0][0]
         if failed:
             raise SystemExit(f"{failed} passes failed")
-        return len(names) / took * 60, (b1 - b0) / max(1.0, t1c - t0c)
+        return len(names) / took * 60, (b1 - b0) / max(1.0, t1c - t0c), (w1 - w0) / took
 
     def one_through_worker(self, name: str) -> float:
         """Seconds from enqueue to done of one member's pass, a worker waiting."""
@@ -209,10 +218,10 @@ def scaling(bench: Bench, names: list[str], counts: list[int]) -> None:
     """Print (a): members per minute by worker count."""
     base = None
     for n in counts:
-        rate, cpu = bench.round(names, n)
+        rate, cpu, workers_cpu = bench.round(names, n)
         base = base or rate / n
         print(f"  {n} worker(s): {rate:7.0f} members/min   {rate / (base * n):4.2f} x linear   "
-              f"machine CPU {cpu:4.0%}")
+              f"workers' CPU {workers_cpu:4.2f} cores   machine busy (all users) {cpu:4.0%}")
 
 
 def caldav_round(bench: Bench, args: argparse.Namespace, counts: list[int]) -> None:
@@ -230,8 +239,8 @@ def caldav_round(bench: Bench, args: argparse.Namespace, counts: list[int]) -> N
         names = bench.add_caldav_members(args.members, radicale, proxy.url)
         print(f"added {len(names)} CalDAV members (5 events, 5 contacts each; {args.latency * 1000:.0f} ms "
               f"per request) in {time.perf_counter() - t0:.1f} s")
-        rate, cpu = bench.round(names, max(counts))
-        print(f"first passes (import), {max(counts)} workers: {rate:.0f} members/min, CPU {cpu:.0%}")
+        rate, cpu, _ = bench.round(names, max(counts))
+        print(f"first passes (import), {max(counts)} workers: {rate:.0f} members/min, machine busy {cpu:.0%}")
         proxy.requests.clear()
         print("(a) no-change passes of every CalDAV member:")
         scaling(bench, names, counts)
@@ -315,8 +324,8 @@ def main() -> int:
         names = bench.add_members(args.members, args.events, args.contacts)
         print(f"added {len(names)} vdir members ({args.events} events, {args.contacts} contacts each) "
               f"in {time.perf_counter() - t0:.1f} s")
-        rate, cpu = bench.round(names, max(counts))
-        print(f"first passes (import), {max(counts)} workers: {rate:.0f} members/min, CPU {cpu:.0%}")
+        rate, cpu, _ = bench.round(names, max(counts))
+        print(f"first passes (import), {max(counts)} workers: {rate:.0f} members/min, machine busy {cpu:.0%}")
 
         if not args.caldav:
             print("(a) no-change passes of every member:")
