@@ -336,19 +336,34 @@ def main() -> int:
         files = make_member(lite, args.events, args.contacts, seed=0, ledger=True)
         sqlite_pass(lite / "config.toml")
         member_files = sorted((root / "members" / names[0] / "calendars").glob("*/*.ics"))
+        from syncd import team
+
         procs = bench.workers(1)
         try:
-            for label, changes in (("no change", 0), ("10 changes", 10)):
-                a, b = [], []
-                for r in range(args.repeats):
-                    if changes:
-                        vb.touch(files, changes, seed=100 + r, contacts=args.contacts)
-                        vb.touch(member_files, changes, seed=100 + r, contacts=args.contacts)
-                    a.append(sqlite_pass(lite / "config.toml"))
-                    b.append(bench.one_through_worker(names[0]))
-                sa, sb = statistics.median(a), statistics.median(b)
-                print(f"  {label:10}: syncd sync on SQLite {sa * 1000:6.1f} ms; through a worker "
-                      f"{sb * 1000:6.1f} ms ({sb / sa:.2f} x)")
+            with team.Team(bench.team_config) as db:
+                for label, changes in (("no change", 0), ("10 changes", 10)):
+                    a: list[float] = []
+                    b: list[float] = []
+                    c: list[float] = []
+                    for r in range(args.repeats):
+                        for n, times in enumerate((a, b, c)):
+                            if changes:
+                                vb.touch(files if n == 0 else member_files, changes, seed=100 + 3 * r + n,
+                                         contacts=args.contacts)
+                            t0 = time.perf_counter()
+                            if n == 0:
+                                sqlite_pass(lite / "config.toml")
+                            elif n == 1:
+                                bench.one_through_worker(names[0])
+                            else:
+                                db.run_pass(names[0], bench.fernet)
+                            times.append(time.perf_counter() - t0)
+                    sa, sb, sc = statistics.median(a), statistics.median(b), statistics.median(c)
+                    print(f"  {label:10}: syncd sync on SQLite {sa * 1000:6.1f} ms; through a worker "
+                          f"{sb * 1000:6.1f} ms ({sb / sa:.2f} x); the same pass in-process on PostgreSQL "
+                          f"{sc * 1000:6.1f} ms ({sc / sa:.2f} x)")
+            whole = statistics.median(timed_sync(lite, None) for _ in range(args.repeats))
+            print(f"  `syncd sync` as a command (interpreter start included), no change: {whole * 1000:.0f} ms")
         finally:
             bench.stop(procs)
 
