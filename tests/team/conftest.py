@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -81,6 +82,8 @@ class TeamWorld:
         if stdin is None:
             out, err = io.StringIO(), io.StringIO()
             saved = dict(os.environ)
+            loggers = [logging.getLogger(n) for n in ("", "syncd", "connectors")]
+            state = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
             os.environ.clear()
             os.environ.update(self.env())
             try:
@@ -89,6 +92,10 @@ class TeamWorld:
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
+                for lg, handlers, level, propagate in state:  # the CLI set up logging for itself
+                    lg.handlers[:] = handlers
+                    lg.setLevel(level)
+                    lg.propagate = propagate
             proc = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
         else:
             # a new session has no terminal: the password comes from stdin even when the
