@@ -242,3 +242,16 @@ def test_removing_a_member_whose_worker_died_mid_pass(team: TeamWorld, workers: 
     with team_mod.Team(_config(team)) as db:
         db.remove("alice", settle=0.5)  # the dead pass's session lock is gone with its connection
     assert not _jobs(team) and team.json("members") == []
+
+
+def test_sigterm_mid_pass_lets_the_pass_finish_then_exits_0(team: TeamWorld, workers: Workers) -> None:
+    _member_with_meetings(team, "alice", 4)
+    team.sql("UPDATE syncd_team.members SET next_run = now() + interval '1 day'")
+    _defer(team, "alice")
+    proc = workers.start(slow=0.3)
+    tasks = team.worlds["alice"].tasks
+    _until(lambda: tasks.exists() and list(tasks.glob("*.ics")), what="the pass to write")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert len(team.worlds["alice"].task_files()) == 4 and _last_success(team, "alice")
+    assert not _jobs(team)
