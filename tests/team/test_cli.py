@@ -180,3 +180,18 @@ def test_sync_dry_run_writes_nothing(team: TeamWorld) -> None:
     team.run("sync", "alice")
     proc = team.run("sync", "alice", "--dry-run")
     assert "Follow-ups would write: 0" in proc.stdout and "files: 0 changes, ok" in proc.stdout
+
+
+def test_the_key_file_defaults_to_the_systemd_credential(team: TeamWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = team.root / "creds"
+    creds.mkdir()
+    (creds / "team-key").write_bytes(team.key.read_bytes())
+    team.config.write_text(f'[team]\ndatabase = "{team.dsn}"\n')
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    cfg = team_mod.load_config(team.config)
+    assert cfg.key_file == creds / "team-key" and cfg.interval == dt.timedelta(minutes=15)
+    assert team_mod.read_key(cfg).decrypt(team_mod.read_key(
+        TeamConfig(team.config, team.dsn, team.key, cfg.interval)).encrypt(b"x")) == b"x"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    with pytest.raises(team_mod.ConfigError, match=r"team\.key_file"):
+        team_mod.read_key(team_mod.load_config(team.config))
