@@ -7,7 +7,7 @@ store no secret (a refreshed token stays in memory).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from syncd import plugins
 from syncd.config import Config
@@ -25,11 +25,13 @@ class Accounts:
     """The connectors of one config over one ledger."""
 
     def __init__(self, config: Config, ledger: Ledger, dry_run: bool = False,
-                 registry: Mapping[str, type] | None = None) -> None:
+                 registry: Mapping[str, type] | None = None,
+                 secrets: tuple[Callable[[str], str], Callable[[str, str], None]] | None = None) -> None:
         self.config = config
         self.ledger = ledger
         self.dry_run = dry_run
         self.registry = registry
+        self.secrets = secrets
         self._connectors: dict[str, tuple[Connector, AccountContext]] = {}
 
     def get(self, name: str) -> tuple[Connector, AccountContext]:
@@ -41,6 +43,8 @@ class Accounts:
                 self.ledger.ensure_account(name, acc.type)
             ctx = AccountContext(account=name, timezone=self.config.timezone,
                                  state_dict=self.ledger.connector_state(name))
+            if self.secrets is not None:
+                ctx.get_secret, ctx.put_secret = self.secrets
             if self.dry_run:
                 ctx.put_secret = _nowhere
             self._connectors[name] = (cls(name, acc.options, ctx), ctx)

@@ -12,6 +12,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Print a completion script, e.g. `syncd completion bash > "
                                    "~/.local/share/bash-completion/completions/syncd`.")
     c.add_argument("shell", choices=SHELLS, help="the shell")
+    from syncd import teamcli  # imports nothing of PostgreSQL until a team command runs
+
+    teamcli.add_parser(sub)
     return p
 
 
@@ -322,7 +326,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 # -- read-only views --------------------------------------------------------------
+#: a team member's (config, ledger) while `syncd team people|tasks MEMBER` shows it
+member_view: ContextVar[tuple[config.Config, Ledger] | None] = ContextVar("member_view", default=None)
+
+
+def _config(args: argparse.Namespace) -> config.Config:
+    view = member_view.get()
+    return view[0] if view else config.load(args.config)
+
+
 def _reader(cfg: config.Config) -> Ledger | None:
+    view = member_view.get()
+    if view:
+        return view[1]
     return Ledger.open(cfg.ledger, readonly=True) if cfg.ledger.exists() else None
 
 
@@ -334,7 +350,7 @@ def cmd_people(args: argparse.Namespace) -> int:
     """``syncd people``."""
     from syncd import views
 
-    cfg = config.load(args.config)
+    cfg = _config(args)
     ledger = _reader(cfg)
     people = ledger.people() if ledger else []
     people.sort(key=lambda p: (p["name"].casefold(), p["emails"]))
@@ -363,7 +379,7 @@ def cmd_person(args: argparse.Namespace) -> int:
     """``syncd person QUERY``: exit 2 when QUERY matches nobody or several people."""
     from syncd import views
 
-    cfg = config.load(args.config)
+    cfg = _config(args)
     ledger = _reader(cfg)
     found = views.find([{**e, "key": k} for k, e in ledger.people_keys()] if ledger else [], args.query)
     if ledger is None or not found:
@@ -394,7 +410,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     """``syncd tasks``."""
     from syncd import views
 
-    cfg = config.load(args.config)
+    cfg = _config(args)
     ledger = _reader(cfg)
     items = [views.task_json(r) for r in (ledger.followups() if ledger else [])]
     if not args.all:
@@ -534,6 +550,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_team(args: argparse.Namespace) -> int:
+    """``syncd team COMMAND`` (SPEC §9)."""
+    from syncd import teamcli
+
+    return teamcli.main(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "backfill": cmd_backfill,
     "sync": cmd_sync,
@@ -545,4 +568,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check,
     "init": cmd_init,
     "completion": cmd_completion,
+    "team": cmd_team,
 }

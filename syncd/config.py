@@ -440,12 +440,15 @@ def _split_sections(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -> Config:
+def load(path: Path | None = None, registry: Mapping[str, type] | None = None,
+         data: bytes | None = None) -> Config:
     """Read and validate the config at ``path`` (default: ``default_path()``).
 
     Args:
         path: the TOML file.
         registry: connector type -> class; defaults to the installed entry points.
+        data: the file's bytes, when they come from elsewhere (a team member's config
+            is kept in the team database; relative paths still start at ``path``).
 
     Raises:
         ConfigError: the file is missing, not TOML, or a key is wrong.
@@ -455,7 +458,7 @@ def load(path: Path | None = None, registry: Mapping[str, type] | None = None) -
 
     path = (Path(path) if path else default_path()).expanduser().absolute()
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
         raw = tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(path, "(file)", MISSING, "a config file; see config.example.toml") from None

@@ -72,12 +72,14 @@ class Engine:
         progress: Progress | None = None,
         registry: Mapping[str, type] | None = None,
         allow_empty: Iterable[str] = (),
+        secrets: tuple[Callable[[str], str], Callable[[str, str], None]] | None = None,
     ) -> None:
         self.config = config
         self.ledger = _copy_to_memory(ledger) if dry_run else ledger
         self.dry_run = dry_run
         self.now = now
-        self.accounts = Accounts(config, self.ledger, dry_run, registry)
+        # secrets: (get, put) instead of the keyring's, e.g. a team member's vault
+        self.accounts = Accounts(config, self.ledger, dry_run, registry, secrets)
         self.ingest = Ingest(config, self.ledger, self.accounts, now, progress, allow_empty)
         self.derive = Derive(config, self.ledger, now)
         self.writeback = WriteBack(config, self.ledger, now, dry_run)

@@ -1,0 +1,109 @@
+"""The dialect seam: the same ``Ledger`` calls give the same answers on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd import ledger as ledger_mod
+from syncd.ledger import FollowupRow, Ledger
+from tests.team import pg
+
+
+@pytest.fixture
+def both(team_db: str, tmp_path: Path) -> Iterator[tuple[Ledger, Ledger]]:
+    """(SQLite, PostgreSQL) ledgers, both new."""
+    lite = Ledger.open(tmp_path / "ledger.sqlite3")
+    pgl, drop = pg.member_ledger(team_db)
+    yield lite, pgl
+    lite.close()
+    drop()
+
+
+def _row(uid: str, cycle: str = "c1") -> FollowupRow:
+    return FollowupRow(uid=uid, rule="keep_in_touch", key="k", person="p1", name="Ana 50% Lima?", emails=["a@x"],
+                       cycle=cycle, due=dt.date(2026, 6, 1), summary="s", reason="it's due", account="files",
+                       state="pending", written_on=dt.date(2026, 5, 1))
+
+
+def test_replace_and_ignore_mean_the_same(both: tuple[Ledger, Ledger]) -> None:
+    for led in both:
+        with led.transaction():
+            led.put_followup(_row("u1"))
+            led.put_followup(_row("u1"))          # same key: replaced
+            led.put_followup(_row("u2"))          # same (rule, person, cycle): SQLite drops u1
+            led.put_followup(_row("u3", "c2"))
+            led.set_meta("x", "1")
+            led.set_meta("x", "2")
+            cid = led.collection("acc", "events", "r", "Cal").id if led.ensure_account("acc", "vdir") is None else 0
+            led.put_object(cid, "h1", "e1", "data", ["uid1", "uid1"])   # OR IGNORE on the duplicate UID
+    lite, pgl = both
+    assert [r.uid for r in lite.followups()] == [r.uid for r in pgl.followups()] == ["u2", "u3"]
+    assert pgl.followups()[0].name == "Ana 50% Lima?" and pgl.followups()[0].reason == "it's due"
+    assert lite.meta("x") == pgl.meta("x") == "2"
+    assert [tuple(r) for r in lite.objects_with_uid(1, "uid1")] == [tuple(r) for r in pgl.objects_with_uid(1, "uid1")]
+
+
+def test_text_sorts_and_compares_as_in_sqlite(both: tuple[Ledger, Ledger]) -> None:
+    names = ["b", "B", "a b", "ab", "Ä", "a-b", "a_b", "2026-06-01T10:00:00Z", "2026-06-01T9:00:00Z"]
+    for led in both:
+        with led.transaction():
+            for n in names:
+                led.put_followup(FollowupRow(**{**_row(n, n).__dict__, "name": n}))
+    assert [r.name for r in both[0].followups()] == [r.name for r in both[1].followups()]
+
+
+def test_interactions_end_column(both: tuple[Ledger, Ledger]) -> None:
+    for led in both:
+        with led.transaction():
+            led.conn.execute("INSERT INTO interactions(person, uid, recurrence_id, start, end, summary, account, "
+                             "calendar, others, organised) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                             ("p", "u", "", "2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "Lunch", "a", "c", 1, 0))
+    rows = [led.conn.execute("SELECT person, start, end FROM interactions").fetchall() for led in both]
+    assert [tuple(r) for r in rows[0]] == [tuple(r) for r in rows[1]]
+    assert rows[1][0]["end"] == "2026-01-01T11:00:00Z"
+
+
+def test_a_schema_1_ledger_is_upgraded_in_place(team_db: str) -> None:
+    """The v0.1 migration runs on PostgreSQL too: keys become person ids, addresses stay linked."""
+    led, drop = pg.member_ledger(team_db)
+    try:
+        conn = led.conn
+        for table in ("persons", "person_links", "interactions", "meta", "accounts", "collections", "objects",
+                      "object_uids", "series", "occurrences", "contacts", "followups", "people", "runs"):
+            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        led._run(ledger_mod._SCHEMA)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO people VALUES (?, ?)", ("ana@x", json.dumps({"emails": ["ana@x", "ana@y"]})))
+        led.put_followup(FollowupRow(**{**_row("u1").__dict__, "person": "ana@x"}))
+        led._migrate(False)
+        assert led.meta("schema_version") == str(ledger_mod.SCHEMA_VERSION)
+        ident = led.identity()
+        assert ident.ids == ["ana@x"]
+        assert ident.links == {"email:ana@x": "ana@x", "email:ana@y": "ana@x"}
+    finally:
+        drop()
+
+
+@pytest.mark.parametrize("read_after", [True, False])
+def test_a_failed_statement_rolls_the_transaction_back_and_the_ledger_goes_on(
+    both: tuple[Ledger, Ledger], read_after: bool
+) -> None:
+    """Also when the error only shows at COMMIT (writes in a pipeline are not waited for)."""
+    for led in both:
+        with pytest.raises(Exception, match=r"(?i)unique|constraint"), led.transaction():
+            led.set_meta("kept", "no")
+            led.conn.execute("INSERT INTO persons(id, seq) VALUES (?, ?)", ("a", 1))
+            led.conn.execute("INSERT INTO persons(id, seq) VALUES (?, ?)", ("b", 1))  # seq is unique
+            if read_after:
+                led.meta("kept")
+        assert led.meta("kept") is None
+        with led.transaction():
+            led.set_meta("kept", "yes")
+        with led.transaction():
+            pass  # an empty transaction
+        assert led.meta("kept") == "yes" and led.identity().ids == []
