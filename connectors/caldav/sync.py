@@ -308,6 +308,7 @@ def changes(
         batch = ChangeBatch(upserts=got.objects, deletes=list(got.gone))
         if first:
             batch.deletes, batch.seen, first = deletes + batch.deletes, seen, False
+            batch.total = len(todo) + len(absent)  # the listing says how many to fetch: a progress bar's total
         if last:
             batch.done, batch.cursor, batch.full = True, json.dumps({"token": new_token}), found.full
         yield batch

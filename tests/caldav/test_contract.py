@@ -255,6 +255,8 @@ def test_multiget_chunks(env: Env) -> None:
     d = drain(conn.changes(col, None, {}, SINCE))
     assert len(d.upserts) == 450
     assert len(d.batches) >= 3
+    # the listing says up front how many objects come: the progress bar's total
+    assert d.batches[0].total == 450 and all(b.total is None for b in d.batches[1:])
     assert env.proxy.count("REPORT") >= 1 + 3
     # a server that refuses a big multiget with 400: the chunk is halved, nothing lost
     env.proxy.reset()
