@@ -99,6 +99,7 @@ class RemoteTask:
     completed: bool = False
     completed_at: dt.datetime | None = None  # COMPLETED, UTC; None if unknown
     cancelled: bool = False
+    due: dt.date | None = None  # as the sink holds it now: the user may have moved it
 
 
 class Context(Protocol):

@@ -198,13 +198,16 @@ class VdirConnector(Connector):
                     task = taskical.read(_read(folder / name))
                 except OSError:
                     continue
-                entry = [tag, None if task is None else [task.uid, task.completed, _iso(task.completed_at), task.cancelled]]
+                entry = [tag, None if task is None else [task.uid, task.completed, _iso(task.completed_at),
+                                                         task.cancelled, task.due.isoformat() if task.due else None]]
             fresh[name] = entry
         self.ctx.set_state("tasks", fresh)
         out = {}
         for _, t in fresh.values():
             if t is not None:
-                out[t[0]] = RemoteTask(t[0], t[1], dt.datetime.fromisoformat(t[2]) if t[2] else None, t[3])
+                due = t[4] if len(t) > 4 else None  # entries cached before dues were read have none
+                out[t[0]] = RemoteTask(t[0], t[1], dt.datetime.fromisoformat(t[2]) if t[2] else None, t[3],
+                                       dt.date.fromisoformat(due) if due else None)
         return out
 
     def put_task(self, task: TaskSpec) -> None:

@@ -125,6 +125,8 @@ CREATE TABLE IF NOT EXISTS interactions (
     PRIMARY KEY (person, uid, recurrence_id)
 );
 CREATE INDEX IF NOT EXISTS interactions_person_start ON interactions(person, start);
+-- the due date as the user moved it in their calendar (NULL: as syncd wrote it)
+ALTER TABLE followups ADD COLUMN user_due TEXT;
 CREATE TABLE IF NOT EXISTS stories (   -- per person: upcoming meetings, the words of `syncd person`
     key TEXT PRIMARY KEY, data TEXT NOT NULL
 );
@@ -224,6 +226,7 @@ class FollowupRow:
     state: str
     written_on: dt.date
     closed_at: dt.datetime | None = None
+    user_due: dt.date | None = None  # the due the user moved the task to, if they did
 
 
 class Ledger:
@@ -582,13 +585,18 @@ class Ledger:
     def put_followup(self, row: FollowupRow) -> None:
         """Insert or replace a follow-up (inside a transaction)."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO followups VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO followups (uid, rule, key, person, name, emails, cycle, due, summary, "
+            "reason, account, state, written_on, closed_at, user_due) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 row.uid, row.rule, row.key, row.person, row.name, json.dumps(row.emails), row.cycle,
                 row.due.isoformat(), row.summary, row.reason, row.account, row.state,
-                row.written_on.isoformat(), iso(row.closed_at),
+                row.written_on.isoformat(), iso(row.closed_at), row.user_due.isoformat() if row.user_due else None,
             ),
         )
+
+    def set_followup_user_due(self, uid: str, due: dt.date | None) -> None:
+        """Remember the due date the user moved a follow-up to (inside a transaction)."""
+        self.conn.execute("UPDATE followups SET user_due=? WHERE uid=?", (due.isoformat() if due else None, uid))
 
     def set_followup_state(self, uid: str, state: str, closed_at: dt.datetime | None = None) -> None:
         """Move a follow-up to ``state`` (inside a transaction)."""
@@ -690,6 +698,7 @@ def _followup(row: sqlite3.Row) -> FollowupRow:
         emails=json.loads(row["emails"]), cycle=row["cycle"], due=dt.date.fromisoformat(row["due"]),
         summary=row["summary"], reason=row["reason"], account=row["account"], state=row["state"],
         written_on=dt.date.fromisoformat(row["written_on"]), closed_at=parse_iso(row["closed_at"]),
+        user_due=dt.date.fromisoformat(row["user_due"]) if row["user_due"] else None,
     )
 
 

@@ -86,7 +86,21 @@ def read(data: str) -> RemoteTask | None:
         completed=status == "COMPLETED" or percent >= 100 or completed_at is not None,
         completed_at=completed_at,
         cancelled=status == "CANCELLED",
+        due=_day(comp, "due" if comp.name == "VTODO" else "dtstart"),
     )
+
+
+def _day(comp: icalendar.cal.Component, prop: str) -> dt.date | None:
+    """The date of DUE (a task) or DTSTART (an all-day event), as the user left it."""
+    if comp.get(prop) is None:
+        return None
+    try:
+        value = comp.decoded(prop)
+    except Exception:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else None
 
 
 def cancelled(data: str, now: dt.datetime) -> str | None:

@@ -89,7 +89,7 @@ def _cadence_words(p: Person, found: relate.Cadence | None, s: rules.RuleSetting
 
 def task_json(r: FollowupRow) -> dict[str, Any]:
     """One follow-up as ``tasks --json`` shows it."""
-    return {"rule": r.rule, "person": r.name, "emails": sorted(r.emails), "due": r.due.isoformat(),
+    return {"rule": r.rule, "person": r.name, "emails": sorted(r.emails), "due": (r.user_due or r.due).isoformat(),
             "state": "open" if r.state == "pending" else r.state, "account": r.account, "uid": r.uid,
             "reason": r.reason}
 

@@ -108,6 +108,9 @@ class WriteBack:
                 task = remote.get(row.uid)
                 if row.state == "pending":
                     continue  # finished by write
+                if task is not None and task.due is not None and task.due != (row.user_due or row.due):
+                    # the user moved it: shown as they see it (the rules keep syncd's own due)
+                    self.ledger.set_followup_user_due(row.uid, None if task.due == row.due else task.due)
                 if task is None or task.cancelled:
                     self.ledger.set_followup_state(row.uid, "dismissed", now)
                     result.dismissed.append(row.summary)

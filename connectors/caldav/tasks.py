@@ -41,7 +41,7 @@ def _encode(task: RemoteTask | None) -> dict[str, Any] | None:
         return None
     at = task.completed_at.isoformat() if task.completed_at else None
     return {"uid": task.uid, "completed": task.completed, "completed_at": at,
-            "cancelled": task.cancelled}
+            "cancelled": task.cancelled, "due": task.due.isoformat() if task.due else None}
 
 
 def _is_ours(data: str, task: TaskSpec) -> bool:
@@ -67,6 +67,7 @@ def _decode(value: dict[str, Any]) -> RemoteTask:
         completed=bool(value.get("completed")),
         completed_at=dt.datetime.fromisoformat(at) if at else None,
         cancelled=bool(value.get("cancelled")),
+        due=dt.date.fromisoformat(value["due"]) if value.get("due") else None,
     )
 
 

@@ -127,7 +127,8 @@ class TaskSink:
         done = item.get("status") == "completed"
         return {"id": item["id"], "completed": done,
                 "completed_at": item.get("completed") if done else None,
-                "deleted": bool(item.get("deleted"))}
+                "deleted": bool(item.get("deleted")),
+                "due": str(item["due"])[:10] if item.get("due") else None}
 
     def _merge(self, items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         cache = self._cache()
@@ -154,7 +155,8 @@ class TaskSink:
         cache = self._merge(self._scan(self.ctx.state(POLLED)))
         self.ctx.set_state(POLLED, _rfc3339(started - SKEW))
         return {uid: RemoteTask(uid=uid, completed=v["completed"],
-                                completed_at=parse_rfc3339(v["completed_at"]) if v["completed_at"] else None)
+                                completed_at=parse_rfc3339(v["completed_at"]) if v["completed_at"] else None,
+                                due=dt.date.fromisoformat(v["due"]) if v.get("due") else None)
                 for uid, v in cache.items() if not v["deleted"]}
 
     def put_task(self, task: TaskSpec) -> None:

@@ -173,13 +173,13 @@ def test_sync_dry_run_writes_nothing(team: TeamWorld) -> None:
     _world_with(team, "alice", "carla")
     before = team.sql("SELECT last_success FROM syncd_team.members")
     proc = team.run("sync", "alice", "--dry-run")
-    assert "Follow-ups would write: 2" in proc.stdout
+    assert "Follow-ups syncd would write: 2" in proc.stdout
     assert not team.worlds["alice"].tasks.exists() or not team.worlds["alice"].task_files()
     assert team.json("people", "alice") == [] and team.json("tasks", "alice") == []
     assert team.sql("SELECT last_success FROM syncd_team.members") == before
     team.run("sync", "alice")
     proc = team.run("sync", "alice", "--dry-run")
-    assert "Follow-ups would write: 0" in proc.stdout and "files: 0 changes, ok" in proc.stdout
+    assert "Follow-ups syncd would write: 0" in proc.stdout and "files: 0 changes, ok" in proc.stdout
 
 
 def test_the_key_file_defaults_to_the_systemd_credential(team: TeamWorld, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -79,7 +79,10 @@ def test_a_schema_1_ledger_is_upgraded_in_place(team_db: str) -> None:
         led._run(ledger_mod._SCHEMA)
         conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         conn.execute("INSERT INTO people VALUES (?, ?)", ("ana@x", json.dumps({"emails": ["ana@x", "ana@y"]})))
-        led.put_followup(FollowupRow(**{**_row("u1").__dict__, "person": "ana@x"}))
+        r = _row("u1")  # as schema 1 stored it (no user_due column yet)
+        conn.execute("INSERT INTO followups VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (r.uid, r.rule, r.key, "ana@x", r.name, json.dumps(r.emails), r.cycle, r.due.isoformat(),
+                      r.summary, r.reason, r.account, r.state, r.written_on.isoformat(), None))
         led._migrate(False)
         assert led.meta("schema_version") == str(ledger_mod.SCHEMA_VERSION)
         ident = led.identity()
