@@ -39,6 +39,13 @@ def test_two_members_with_overlapping_contacts_stay_isolated(team: TeamWorld) ->
     assert all("Dora" not in text for text in team.worlds["alice"].task_files().values())
     assert len(team.worlds["bruno"].task_files()) == 2
     assert [m["name"] for m in team.json("members")] == ["alice", "bruno"]
+    # `person` and `people --sort` as for a single user, on the member's own rows
+    bob = team.json("person", "alice", "bob stone")
+    assert [h["summary"] for h in bob["history"]] == ["Coffee of alice"]
+    assert [f["rule"] for f in bob["followups"]] == ["first_meeting"]
+    ranked = team.json("people", "bruno", "--sort", "strength")
+    assert [p["strength"] for p in ranked] == sorted((p["strength"] for p in ranked), reverse=True)
+    assert team.run("person", "alice", "dora", check=False).returncode == 2  # bruno's, not alice's
 
 
 def test_a_members_pass_cannot_read_or_write_another_members_rows(team: TeamWorld) -> None:
