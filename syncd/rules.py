@@ -180,6 +180,8 @@ def _catch_up(person: Person, rows: list[FollowupRow], s: RuleSettings, today: d
     cycle = last.isoformat() if last else "never"
     if due > today or any(r.rule == KEEP_IN_TOUCH and r.cycle == cycle for r in rows):
         return None
+    if any(r.rule == KEEP_IN_TOUCH and r.state in ("open", "pending") for r in rows):
+        return None  # one is open and still due (an older meeting came to light): no second one
     met = person.last_met
     if last is None:
         why = "never met"
@@ -303,4 +305,27 @@ def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettin
         mine = _mine(found, history) if found else []
         if not _still_wanted(row, found, mine, s, today):
             result.resolve.append(row.uid)
+    result.resolve += _merged_twins(people, history, set(result.resolve))
     return result
+
+
+def _merged_twins(people: Sequence[Person], history: Sequence[FollowupRow], resolved: set[str]) -> list[str]:
+    """Open follow-ups that two people had each before they merged into one (SPEC §4):
+    the merged person keeps one of each kind (the earliest due), the others are resolved.
+
+    A catch-up or a first meeting is one per person whatever its cycle; a dated one
+    (birthday, anniversary, milestone) one per cycle.
+    """
+    out = []
+    for person in people:
+        if len(person.aliases) < 2:
+            continue
+        kinds: dict[tuple[str, str], list[FollowupRow]] = {}
+        for r in _mine(person, history):
+            if r.state == "open" and r.uid not in resolved:
+                cycle = "" if r.rule in (KEEP_IN_TOUCH, FIRST_MEETING) else r.cycle
+                kinds.setdefault((r.rule, cycle), []).append(r)
+        for rows in kinds.values():
+            keep = min(rows, key=lambda r: (r.due, r.uid))
+            out += [r.uid for r in rows if r is not keep]
+    return out

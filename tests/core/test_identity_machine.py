@@ -99,7 +99,8 @@ groups = {{ Friends = "5d" }}
             mine = [r for r in rows if r.person in ids]
             open_catch_ups = [r for r in mine if r.rule == "keep_in_touch" and r.state in ("open", "pending")]
             assert len(open_catch_ups) <= 1, (entry["name"], open_catch_ups)
-            cycles = Counter((r.rule, r.cycle) for r in mine if r.rule == "keep_in_touch")
+            # each id decided each cycle once (a merge may bring two ids' decisions together)
+            cycles = Counter((r.person, r.rule, r.cycle) for r in mine)
             assert all(n == 1 for n in cycles.values()), cycles
             firsts = [r for r in mine if r.rule == "first_meeting"]
             # one per id that stands for the person: a merge keeps both, nothing more
