@@ -28,15 +28,17 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from syncd import paths
 from syncd.errors import SyncdError, TempFailError
 from syncd.identity import Identity
 from syncd.model import ContactRecord, Milestone, Occurrence, PartialDate, Party
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 2
 
@@ -229,12 +231,26 @@ class FollowupRow:
     user_due: dt.date | None = None  # the due the user moved the task to, if they did
 
 
+def _writes(method: Callable[..., T]) -> Callable[..., T]:
+    """A write of the ledger: only inside ``Ledger.transaction()``. A write outside one
+    would commit on its own, half a step, which a crash could then leave behind."""
+
+    @functools.wraps(method)
+    def guarded(self: Ledger, *args: Any, **kwargs: Any) -> T:
+        if not self.in_transaction:
+            raise RuntimeError(f"Ledger.{method.__name__} writes outside a transaction")
+        return method(self, *args, **kwargs)
+
+    return guarded
+
+
 class Ledger:
     """The SQLite ledger. Open with ``Ledger.open``; use ``transaction()`` to write."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        self.in_transaction = False  # inside transaction(): writes are allowed
 
     @classmethod
     def open(cls, path: Path, readonly: bool = False) -> Ledger:
@@ -352,11 +368,14 @@ class Ledger:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception."""
         self.conn.execute("BEGIN IMMEDIATE")
+        self.in_transaction = True
         try:
             yield self.conn
         except BaseException:
+            self.in_transaction = False
             self.conn.execute("ROLLBACK")
             raise
+        self.in_transaction = False
         self.conn.execute("COMMIT")
 
     # -- meta ----------------------------------------------------------------
@@ -365,11 +384,13 @@ class Ledger:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
+    @_writes
     def set_meta(self, key: str, value: str) -> None:
         """Set a meta value (inside the caller's transaction)."""
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- accounts ------------------------------------------------------------
+    @_writes
     def ensure_account(self, name: str, kind: str) -> None:
         """Create the account row if missing (inside a transaction)."""
         self.conn.execute(
@@ -422,6 +443,7 @@ class Ledger:
         row = self.conn.execute("SELECT state FROM accounts WHERE name=?", (account,)).fetchone()
         return json.loads(row[0]) if row else {}
 
+    @_writes
     def set_connector_state(self, account: str, state: dict[str, Any]) -> None:
         """Store the connector's state (inside a transaction)."""
         self.conn.execute("UPDATE accounts SET state=? WHERE name=?", (json.dumps(state, sort_keys=True), account))
@@ -433,6 +455,7 @@ class Ledger:
             out.update(json.loads(value))
         return out
 
+    @_writes
     def set_self_addresses(self, account: str, addresses: set[str]) -> None:
         """Store what an account says are the user's addresses (inside a transaction)."""
         self.conn.execute(
@@ -440,6 +463,7 @@ class Ledger:
         )
 
     # -- collections ---------------------------------------------------------
+    @_writes
     def collection(self, account: str, kind: str, remote_id: str, name: str) -> CollectionRow:
         """The row of a collection, created if missing (inside a transaction)."""
         self.conn.execute(
@@ -468,10 +492,12 @@ class Ledger:
         ).fetchone()
         return int(row[0])
 
+    @_writes
     def drop_collection(self, collection_id: int) -> None:
         """Forget a collection no longer configured (inside a transaction)."""
         self.conn.execute("DELETE FROM collections WHERE id=?", (collection_id,))
 
+    @_writes
     def set_cursor(self, collection_id: int, cursor: str | None, when: dt.datetime) -> None:
         """Store a collection's cursor (inside the transaction of its last batch)."""
         self.conn.execute(
@@ -490,6 +516,7 @@ class Ledger:
         ).fetchone()
         return json.loads(row[0]) if row else []
 
+    @_writes
     def put_object(self, collection_id: int, href: str, etag: str, data: str, uids: list[str]) -> None:
         """Store an object (inside a transaction)."""
         self.conn.execute(
@@ -503,6 +530,7 @@ class Ledger:
             [(collection_id, uid, href) for uid in uids],
         )
 
+    @_writes
     def delete_object(self, collection_id: int, href: str) -> None:
         """Forget an object and its contact rows (inside a transaction)."""
         self.conn.execute("DELETE FROM objects WHERE collection=? AND href=?", (collection_id, href))
@@ -518,6 +546,7 @@ class Ledger:
         ).fetchall()
 
     # -- derived: occurrences and contacts -------------------------------------
+    @_writes
     def replace_series(
         self, collection_id: int, uid: str, occurrences: list[tuple[str, str, str]], recurring: bool,
         until: dt.datetime,
@@ -536,6 +565,7 @@ class Ledger:
             (collection_id, uid, int(recurring), iso(until)),
         )
 
+    @_writes
     def drop_series(self, collection_id: int, uid: str) -> None:
         """Forget a series whose objects are gone (inside a transaction)."""
         self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
@@ -560,6 +590,7 @@ class Ledger:
         """(collection id, JSON) of every stored occurrence."""
         yield from self.conn.execute("SELECT collection, data FROM occurrences")
 
+    @_writes
     def put_contacts(self, collection_id: int, href: str, records: list[str]) -> None:
         """Replace the contact rows of one object (inside a transaction)."""
         self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href))
@@ -582,6 +613,7 @@ class Ledger:
             args = states
         return [_followup(r) for r in self.conn.execute(sql + " ORDER BY due, name, uid", args)]
 
+    @_writes
     def put_followup(self, row: FollowupRow) -> None:
         """Insert or replace a follow-up (inside a transaction)."""
         self.conn.execute(
@@ -594,10 +626,12 @@ class Ledger:
             ),
         )
 
+    @_writes
     def set_followup_user_due(self, uid: str, due: dt.date | None) -> None:
         """Remember the due date the user moved a follow-up to (inside a transaction)."""
         self.conn.execute("UPDATE followups SET user_due=? WHERE uid=?", (due.isoformat() if due else None, uid))
 
+    @_writes
     def set_followup_state(self, uid: str, state: str, closed_at: dt.datetime | None = None) -> None:
         """Move a follow-up to ``state`` (inside a transaction)."""
         self.conn.execute("UPDATE followups SET state=?, closed_at=? WHERE uid=?", (state, iso(closed_at), uid))
@@ -613,6 +647,7 @@ class Ledger:
         links = dict(self.conn.execute("SELECT link, person FROM person_links").fetchall())
         return Identity(links, merged, ids)
 
+    @_writes
     def put_identity(self, new: Identity, old: Identity) -> None:
         """Store what changed from ``old`` to ``new`` (inside a transaction)."""
         known = set(old.ids)
@@ -630,6 +665,7 @@ class Ledger:
         )
 
     # -- people snapshot and runs --------------------------------------------
+    @_writes
     def replace_people(self, people: dict[str, str], stories: dict[str, str],
                        interactions: list[Interaction]) -> None:
         """Replace what the last inference derived (inside a transaction): the people
