@@ -288,6 +288,14 @@ PERSON_SCHEMA = {
     "cadence": Option(person_cadence, MISSING, 'overrides groups and learning; "off": no catch-ups'),
 }
 
+def default(key: str) -> Any:
+    """The parsed default of ``SECTION.KEY`` in ``SCHEMA``: the one place a default lives
+    (``Config`` and the settings of inference and rules take theirs from here)."""
+    section, _, name = key.rpartition(".")
+    opt = SCHEMA[section][name]
+    return None if opt.default is None else opt.convert(opt.default)
+
+
 #: options every account has, whatever its connector
 ACCOUNT_COMMON: dict[str, Option] = {
     "type": Option("nonempty_str", MISSING, "the connector: caldav, google, vdir, ..."),
@@ -315,25 +323,25 @@ class Config:
     write_to: str | None
     ledger: Path
     accounts: tuple[Account, ...]
-    max_attendees: int = 10
-    count_all_day: bool = False
-    match_titles: bool = True
-    track_unknown: bool = True
-    first_meeting: bool = True
-    due_after: dt.timedelta = dt.timedelta(days=1)
-    lookback: dt.timedelta = dt.timedelta(days=7)
-    daily_limit: int = 3
+    max_attendees: int = default("inference.max_attendees")
+    count_all_day: bool = default("inference.count_all_day")
+    match_titles: bool = default("inference.match_titles")
+    track_unknown: bool = default("inference.track_unknown")
+    first_meeting: bool = default("rules.first_meeting.enabled")
+    due_after: dt.timedelta = default("rules.first_meeting.due_after")
+    lookback: dt.timedelta = default("rules.first_meeting.lookback")
+    daily_limit: int = default("rules.keep_in_touch.daily_limit")
     cadences: dict[str, dt.timedelta] = field(default_factory=dict)
-    birthdays: bool = True
-    days_before: int = 7
+    birthdays: bool = default("rules.birthday.enabled")
+    days_before: int = default("rules.birthday.days_before")
     ignore: tuple[str, ...] = ()
-    max_others: int = 3
-    weekly_limit: int | None = None
-    learn: bool = True
-    learn_factor: float = 2.0
-    learn_min: dt.timedelta = dt.timedelta(days=14)
-    learn_max: dt.timedelta = dt.timedelta(days=365)
-    milestones: bool = True
+    max_others: int = default("rules.first_meeting.max_others")
+    weekly_limit: int | None = default("rules.keep_in_touch.weekly_limit")
+    learn: bool = default("rules.keep_in_touch.learn")
+    learn_factor: float = default("rules.keep_in_touch.learn_factor")
+    learn_min: dt.timedelta = default("rules.keep_in_touch.learn_min")
+    learn_max: dt.timedelta = default("rules.keep_in_touch.learn_max")
+    milestones: bool = default("rules.birthday.milestones")
     people: dict[str, dt.timedelta | None] = field(default_factory=dict)  # email -> cadence (None: off)
     fingerprint: str = ""  # of the file's bytes: a changed config re-runs inference
 

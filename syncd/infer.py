@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from syncd.config import default
 from syncd.identity import Assigner, Claim, Identity
 from syncd.model import ContactRecord, Milestone, Occurrence, PartialDate, Party
 
@@ -27,10 +28,10 @@ NOT_PEOPLE = frozenset({"ROOM", "RESOURCE", "GROUP"})
 class Settings:
     """The ``[inference]`` table."""
 
-    max_attendees: int = 10
-    count_all_day: bool = False
-    match_titles: bool = True
-    track_unknown: bool = True
+    max_attendees: int = default("inference.max_attendees")
+    count_all_day: bool = default("inference.count_all_day")
+    match_titles: bool = default("inference.match_titles")
+    track_unknown: bool = default("inference.track_unknown")
     ignore: tuple[str, ...] = ()  # address globs that are never people
 
 

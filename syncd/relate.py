@@ -18,6 +18,7 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from syncd.config import default
 from syncd.infer import Meeting, Person
 
 GAP_WINDOW = 730  # days of history the usual gap looks at
@@ -108,10 +109,10 @@ def strength(meetings: Sequence[Meeting], today: dt.date, zone: dt.tzinfo,
 class Learn:
     """``[rules.keep_in_touch]`` learning: on or off, factor and bounds in days."""
 
-    enabled: bool = True
-    factor: float = 2.0
-    least: int = 14
-    most: int = 365
+    enabled: bool = default("rules.keep_in_touch.learn")
+    factor: float = default("rules.keep_in_touch.learn_factor")
+    least: int = default("rules.keep_in_touch.learn_min").days
+    most: int = default("rules.keep_in_touch.learn_max").days
 
 
 @dataclass(frozen=True)

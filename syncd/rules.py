@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from syncd import relate
+from syncd.config import default
 from syncd.infer import Milestone, PartialDate, Person
 from syncd.ledger import FollowupRow
 
@@ -30,18 +31,18 @@ class RuleSettings:
     """The ``[rules.*]`` tables, plus the zone and horizon they depend on."""
 
     zone: dt.tzinfo = dt.timezone.utc
-    first_meeting: bool = True
-    due_after: dt.timedelta = dt.timedelta(days=1)
-    lookback: dt.timedelta = dt.timedelta(days=7)
-    daily_limit: int = 3
+    first_meeting: bool = default("rules.first_meeting.enabled")
+    due_after: dt.timedelta = default("rules.first_meeting.due_after")
+    lookback: dt.timedelta = default("rules.first_meeting.lookback")
+    daily_limit: int = default("rules.keep_in_touch.daily_limit")
     cadences: dict[str, dt.timedelta] = field(default_factory=dict)
-    birthdays: bool = True
-    days_before: int = 7
-    max_others: int = 3
-    weekly_limit: int | None = None
+    birthdays: bool = default("rules.birthday.enabled")
+    days_before: int = default("rules.birthday.days_before")
+    max_others: int = default("rules.first_meeting.max_others")
+    weekly_limit: int | None = default("rules.keep_in_touch.weekly_limit")
     learn: relate.Learn = field(default_factory=relate.Learn)
     people: dict[str, dt.timedelta | None] = field(default_factory=dict)  # [people."EMAIL"] cadence; None: off
-    milestones: bool = True
+    milestones: bool = default("rules.birthday.milestones")
 
 
 @dataclass(frozen=True)
