@@ -118,12 +118,12 @@ class Derive:
         s = rule_settings(self.config)
         shared: dict[int, dt.date] = {}  # meetings are shared objects: their local date is found once
         snap, stories = {}, {}
-        rows = []
+        rows: dict[str, list[Interaction]] = {}
         for p in people:
             entry, story = views.snapshot(p, history, s, today, shared)
             snap[p.key] = json.dumps(entry, sort_keys=True)
             stories[p.key] = json.dumps(story, sort_keys=True)
-            rows += [Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar,
-                                 m.others, m.organised) for m in p.meetings]
+            rows[p.key] = [Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account,
+                                       m.calendar, m.others, m.organised) for m in p.meetings]
         with self.ledger.transaction():
             self.ledger.replace_people(snap, stories, rows)

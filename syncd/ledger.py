@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import errno
 import functools
+import hashlib
 import json
 import os
 import sqlite3
@@ -131,6 +132,9 @@ CREATE INDEX IF NOT EXISTS interactions_person_start ON interactions(person, sta
 ALTER TABLE followups ADD COLUMN user_due TEXT;
 CREATE TABLE IF NOT EXISTS stories (   -- per person: upcoming meetings, the words of `syncd person`
     key TEXT PRIMARY KEY, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS histories (  -- per person: a digest of their interaction rows
+    person TEXT PRIMARY KEY, digest TEXT NOT NULL  -- (a pass rewrites only the rows that changed)
 );
 """
 
@@ -667,24 +671,34 @@ class Ledger:
     # -- people snapshot and runs --------------------------------------------
     @_writes
     def replace_people(self, people: dict[str, str], stories: dict[str, str],
-                       interactions: list[Interaction]) -> None:
-        """Replace what the last inference derived (inside a transaction): the people
+                       interactions: dict[str, list[Interaction]]) -> None:
+        """Store what the last inference derived (inside a transaction): the people
         snapshot (key -> ``people --json`` entry), each person's story (upcoming
-        meetings and explanations) and every counted interaction.
+        meetings and explanations) and their counted interactions.
 
-        Stories and interactions live apart from the snapshot, so ``syncd people``
-        reads neither and ``syncd person`` reads one person's rows.
+        Only what changed is written: a pass that touched a few people rewrites their
+        rows, not the whole history. Stories and interactions live apart from the
+        snapshot, so ``syncd people`` reads neither and ``syncd person`` reads one
+        person's rows.
         """
-        self.conn.execute("DELETE FROM people")
-        self.conn.executemany("INSERT INTO people VALUES (?, ?)", people.items())
-        self.conn.execute("DELETE FROM stories")
-        self.conn.executemany("INSERT INTO stories VALUES (?, ?)", stories.items())
-        self.conn.execute("DELETE FROM interactions")
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
-              i.others, int(i.organised)) for i in interactions],
-        )
+        gone = [k for (k,) in self.conn.execute("SELECT key FROM people") if k not in people]
+        for table, column in (("people", "key"), ("stories", "key"), ("interactions", "person"),
+                              ("histories", "person")):
+            self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
+        for table, texts in (("people", people), ("stories", stories)):
+            old = dict(self.conn.execute(f"SELECT key, data FROM {table}").fetchall())
+            self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
+                                  [(k, v) for k, v in texts.items() if old.get(k) != v])
+        digests = dict(self.conn.execute("SELECT person, digest FROM histories").fetchall())
+        for person in people:
+            rows = [(i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
+                     i.others, int(i.organised)) for i in interactions.get(person, ())]
+            digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:32]
+            if digests.get(person) == digest:
+                continue
+            self.conn.execute("DELETE FROM interactions WHERE person=?", (person,))
+            self.conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
 
     def history(self, person: str) -> list[Interaction]:
         """One person's counted interactions, newest first."""

@@ -73,7 +73,7 @@ def test_a_schema_1_ledger_is_upgraded_in_place(team_db: str) -> None:
     led, drop = pg.member_ledger(team_db)
     try:
         conn = led.conn
-        for table in ("persons", "person_links", "interactions", "meta", "accounts", "collections", "objects",
+        for table in ("persons", "person_links", "interactions", "stories", "histories", "meta", "accounts", "collections", "objects",
                       "object_uids", "series", "occurrences", "contacts", "followups", "people", "runs"):
             conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
         led._run(ledger_mod._SCHEMA)
