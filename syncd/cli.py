@@ -391,7 +391,7 @@ def cmd_person(args: argparse.Namespace) -> int:
         return EX_USAGE
     key = found[0].pop("key")
     story = ledger.story(key)
-    ids = frozenset(ledger.identity().groups().get(key, ())) | {key}
+    ids = ledger.aliases(key)
     data = views.person_json(found[0], story, ledger.history(key), views.followups_of(ids, ledger.followups()))
     if args.json:
         _emit_json(data)

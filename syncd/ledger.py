@@ -651,6 +651,14 @@ class Ledger:
         links = dict(self.conn.execute("SELECT link, person FROM person_links").fetchall())
         return Identity(links, merged, ids)
 
+    def aliases(self, person: str) -> frozenset[str]:
+        """``person`` and every id merged into it (transitively), without loading every link."""
+        rows = self.conn.execute(
+            "WITH RECURSIVE a(id) AS (SELECT id FROM persons WHERE id = ? "
+            "UNION SELECT p.id FROM persons p JOIN a ON p.merged_into = a.id) "
+            "SELECT id FROM a", (person,))
+        return frozenset(r[0] for r in rows) | {person}
+
     @_writes
     def put_identity(self, new: Identity, old: Identity) -> None:
         """Store what changed from ``old`` to ``new`` (inside a transaction)."""
