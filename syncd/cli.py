@@ -392,7 +392,7 @@ def cmd_person(args: argparse.Namespace) -> int:
     key = found[0].pop("key")
     story = ledger.story(key)
     ids = ledger.aliases(key)
-    data = views.person_json(found[0], story, ledger.history(key), views.followups_of(ids, ledger.followups()))
+    data = views.person_json(found[0], story, ledger.history(key), views.followups_of(ids, ledger.followups_of(ids)))
     if args.json:
         _emit_json(data)
         return EX_OK

@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -708,14 +708,20 @@ class Ledger:
             self.conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
 
-    def history(self, person: str) -> list[Interaction]:
-        """One person's counted interactions, newest first."""
+    def history(self, person: str) -> list[dict[str, Any]]:
+        """One person's counted interactions, newest first, as ``person --json`` shows
+        them (times as stored: UTC ISO with Z)."""
         rows = self.conn.execute(
-            "SELECT * FROM interactions WHERE person=? ORDER BY start DESC, uid DESC", (person,)
-        )
-        return [Interaction(r["person"], r["uid"], r["recurrence_id"], parse_iso(r["start"]) or dt.datetime.min,
-                            parse_iso(r["end"]), r["summary"], r["account"], r["calendar"], r["others"],
-                            bool(r["organised"])) for r in rows]
+            "SELECT start, end, summary, account, calendar, others, organised FROM interactions "
+            "WHERE person=? ORDER BY start DESC, uid DESC", (person,))
+        return [{"start": r[0], "end": r[1], "summary": r[2], "account": r[3], "calendar": r[4],
+                 "others": r[5], "organised": bool(r[6])} for r in rows]
+
+    def followups_of(self, ids: Iterable[str]) -> list[FollowupRow]:
+        """Every follow-up decided for any of ``ids``."""
+        ids = list(ids)
+        sql = f"SELECT * FROM followups WHERE person IN ({','.join('?' * len(ids))}) ORDER BY due, name, uid"
+        return [_followup(r) for r in self.conn.execute(sql, ids)] if ids else []
 
     def people(self) -> list[dict[str, Any]]:
         """The people snapshot of the last pass."""

@@ -100,10 +100,11 @@ def followups_of(ids: frozenset[str], rows: Iterable[FollowupRow]) -> list[Follo
     return sorted(mine, key=lambda r: (r.due, r.rule, r.uid), reverse=True)
 
 
-def person_json(entry: dict[str, Any], story: dict[str, Any], history: Sequence[Interaction],
+def person_json(entry: dict[str, Any], story: dict[str, Any], history: list[dict[str, Any]],
                 followups: Iterable[FollowupRow]) -> dict[str, Any]:
-    """The ``person --json`` object: the people fields, history, upcoming, followups."""
-    return {**entry, "history": [meeting_json(m) for m in history], "upcoming": story.get("upcoming", []),
+    """The ``person --json`` object: the people fields, history (``Ledger.history``),
+    upcoming, followups."""
+    return {**entry, "history": history, "upcoming": story.get("upcoming", []),
             "followups": [task_json(r) for r in followups]}
 
 
