@@ -174,16 +174,16 @@ class CaldavConnector(Connector):
 
     def task_calendar(self) -> dict[str, Any]:
         """The tasks calendar's layout entry; MKCALENDAR when it does not exist."""
+        return self._find_task_calendar() or self._make_task_calendar(self.layout(), self.opts["tasks"])
+
+    def _find_task_calendar(self) -> dict[str, Any] | None:
+        """The tasks calendar's layout entry, looked up again once before it is missing."""
         name = self.opts["tasks"]
-        layout = self.layout()
-        for cal in layout["calendars"]:
-            if cal["name"] == name:
-                return dict(cal)
-        layout = self.layout(refresh=True)
-        for cal in layout["calendars"]:
-            if cal["name"] == name:
-                return dict(cal)
-        return self._make_task_calendar(layout, name)
+        for refresh in (False, True):
+            for cal in self.layout(refresh=refresh)["calendars"]:
+                if cal["name"] == name:
+                    return dict(cal)
+        return None
 
     def _make_task_calendar(self, layout: dict[str, Any], name: str) -> dict[str, Any]:
         comp = "VEVENT" if self.opts["tasks_as"] == "event" else "VTODO"
@@ -206,7 +206,10 @@ class CaldavConnector(Connector):
         return cal
 
     def list_tasks(self) -> dict[str, RemoteTask]:
-        """Every follow-up still in the tasks calendar, by uid."""
+        """Every follow-up still in the tasks calendar, by uid (a read: a missing
+        calendar holds no tasks and is not created here)."""
+        if self._find_task_calendar() is None:
+            return {}
         try:
             return self.sink.list_tasks()
         except sync.Gone:

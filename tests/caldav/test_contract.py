@@ -293,6 +293,15 @@ def test_put_task_is_idempotent(env: Env) -> None:
     assert "VTODO" in cal["components"]
 
 
+def test_reading_tasks_creates_no_calendar(env: Env) -> None:
+    """A read (what a dry run does) never writes: a missing tasks calendar holds no tasks."""
+    conn = env.connector(tasks=env.name("Never-made"))
+    env.proxy.reset()
+    assert conn.list_tasks() == {}
+    assert env.proxy.count("MKCALENDAR") == 0 and env.proxy.count("PUT") == 0
+    assert all(c["name"] != env.name("Never-made") for c in env.state[DISCOVERY_KEY]["calendars"])
+
+
 def test_412_is_checked_before_it_is_believed(env: Env) -> None:
     conn = env.connector()
     uid = f"{env.tag}-t1"
