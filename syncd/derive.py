@@ -1,28 +1,54 @@
 """Ledger -> people: who the user met, with remembered identities, and what is stored
 of it (the people snapshot, stories, interactions).
 
-Public API: ``Derive`` (``inputs``, ``people``, ``store``, ``unchanged_since_last``,
-``reconcile_key``), ``Inputs`` and ``rule_settings``.
+Public API: ``Derive`` (``changed``, ``people``, ``inputs``, ``store``,
+``unchanged_since_last``, ``reconcile_key``), ``Derivation``, ``Inputs`` and
+``rule_settings``.
 
-Inference depends on the ledger's inputs, the config, today's date and which meetings
-have started or come within the horizon; when none of those moved since the last
-pass, what was stored is still true and a no-change pass stops before deriving.
+A pass costs what changed. The ingest notes every UID whose occurrences it changed
+(``Ledger.touched``) and the write-back every person whose follow-ups the user changed
+(``Ledger.stale``); the derivation keeps an index from addresses and title words to
+UIDs, and what each person was derived from (their records, ``bases``). From those it
+finds the people a change can touch:
+
+- whoever owns, or owned, an address of a changed meeting (before or after the change);
+- whoever a title could name, when a meeting that counts by title alone changed;
+- whoever's records changed, and whoever shares a name with them (names that are
+  ambiguous match no title);
+- meetings that started, or came within the horizon, since the last derivation.
+
+Only those people are derived again, from the meetings the index finds for them; the
+address book is read whole (it decides ids and who owns which address). A derivation
+under another config, other addresses of the user, or on another day, or one after a
+failed write-back, starts from scratch, as does one after a change too large to be
+worth tracing. ``tests/core/test_incremental.py`` checks that both always agree.
+
+Inference depends on the ledger's inputs, the config, today's date and which
+meetings have started or come within the horizon; when none of those moved since the
+last pass, what was stored is still true and a no-change pass stops before deriving.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from syncd import infer, relate, rules
 from syncd.config import Config
+from syncd.identity import email_link
 from syncd.infer import ContactRecord, Occurrence, Person
 from syncd.ledger import Interaction, Ledger, occurrence_from, record_from
 
 #: what is stored of a derivation; a syncd that stores more derives once after an upgrade
-SNAPSHOT_FORMAT = "2"  # 2: SPEC §8 fields, stories and interactions
+SNAPSHOT_FORMAT = "3"  # 2: SPEC §8 fields, stories and interactions; 3: the index
+
+#: past this many changed UIDs, starting from scratch costs less than tracing them
+FULL_AT = 2000
+
+_STRANGER = "stranger:"  # the basis of someone known by one address, not by a record
 
 
 @dataclass
@@ -46,6 +72,37 @@ def rule_settings(c: Config) -> rules.RuleSettings:
                               people=c.people, milestones=c.milestones)
 
 
+@dataclass
+class Derivation:
+    """What one pass derived: everyone (``full``) or the people a change touched."""
+
+    people: list[Person]
+    full: bool
+    key: str  # the config, format, day and addresses it was derived under
+    #: ids (and aliases) of people not derived again, whose follow-ups stay as they are
+    kept: frozenset[str] = frozenset()
+    dropped: set[str] = field(default_factory=set)  # ids whose stored rows go
+    bases: dict[str, str] = field(default_factory=dict)  # what each derived person was made of
+    index: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)  # uid -> addresses, words
+    rebuild: str | None = None  # the index is all of ``index``, made for this key
+    uids: set[str] = field(default_factory=set)  # changed UIDs it took into account
+    stale: set[str] = field(default_factory=set)  # changed follow-ups' people it took into account
+
+
+def _basis(p: Person, addresses: Iterable[str]) -> str:
+    """What an address-book person is derived from, as text: equal text, equal person."""
+    return json.dumps([p.key, p.name, sorted(infer.labels(p)), sorted(addresses), p.groups, p.refs,
+                       sorted(p.origins), repr((p.birthday, p.anniversary, p.milestones))])
+
+
+def _basis_parts(text: str) -> tuple[set[str], set[str]]:
+    """The addresses and names of a stored basis."""
+    if text.startswith(_STRANGER):
+        return {text[len(_STRANGER):]}, set()
+    d = json.loads(text)
+    return set(d[3]), set(d[2])
+
+
 class Derive:
     """Derives people from one ledger under one config."""
 
@@ -60,19 +117,129 @@ class Derive:
                       key=lambda r: (names.index(r.account) if r.account in names else len(names), r.id))
         return {r.id: i for i, r in enumerate(rows)}
 
+    def _decode(self, rows: Iterable[tuple[int, str]], orders: dict[int, int]) -> list[Occurrence]:
+        where = {c.id: (c.account, c.name) for c in self.ledger.collections()}
+        return [occurrence_from(json.loads(data), orders[cid], *where.get(cid, ("", "")))
+                for cid, data in rows if cid in orders]
+
+    def _contacts(self, orders: dict[int, int]) -> list[ContactRecord]:
+        return [record_from(json.loads(data), (orders[cid], href, idx), f"at:{cid}:{href}:{idx}")
+                for cid, href, idx, data in self.ledger.all_contacts() if cid in orders]
+
+    def _settings(self) -> infer.Settings:
+        return infer.Settings(self.config.max_attendees, self.config.count_all_day,
+                              self.config.match_titles, self.config.track_unknown, tuple(self.config.ignore))
+
     def inputs(self) -> Inputs:
         """What inference reads from the ledger, as of now."""
         orders = self._orders()
-        where = {c.id: (c.account, c.name) for c in self.ledger.collections()}
-        occs = [occurrence_from(json.loads(data), orders.get(cid, 1 << 30), *where.get(cid, ("", "")))
-                for cid, data in self.ledger.all_occurrences() if cid in orders]
-        contacts = [record_from(json.loads(data), (orders.get(cid, 1 << 30), href, idx), f"at:{cid}:{href}:{idx}")
-                    for cid, href, idx, data in self.ledger.all_contacts() if cid in orders]
         me = set(self.config.me) | self.ledger.self_addresses()
-        s = infer.Settings(self.config.max_attendees, self.config.count_all_day,
-                           self.config.match_titles, self.config.track_unknown, tuple(self.config.ignore))
         now = self.now()
-        return Inputs(occs, contacts, me, s, now, now + self.config.horizon)
+        return Inputs(self._decode(self.ledger.all_occurrences(), orders), self._contacts(orders), me,
+                      self._settings(), now, now + self.config.horizon)
+
+    def _keys(self, now: dt.datetime, me: Iterable[str]) -> tuple[str, str]:
+        """The key a derivation is valid under, and the key of its index."""
+        mine = hashlib.sha256(json.dumps(sorted(me)).encode()).hexdigest()[:16]
+        day = rules.local_date(now, self.config.timezone).isoformat()
+        return f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}:{day}:{mine}", f"{mine}:{self.config.fingerprint}"
+
+    def changed(self) -> Derivation:
+        """Derive again the people whatever changed since the last derivation touched
+        (see the module docstring), or everyone when that is due."""
+        now = self.now()
+        me = frozenset(e.lower() for e in set(self.config.me) | self.ledger.self_addresses())
+        key, index_key = self._keys(now, me)
+        stored = (self.ledger.meta("derived") or "").rpartition("|")
+        uids = self.ledger.touched()
+        then = dt.datetime.fromisoformat(stored[2]) if stored[0] == key and stored[2] else None
+        if then is None or then > now or len(uids) > FULL_AT or self.ledger.meta("indexed") != index_key:
+            return self._full(now, me, key, index_key, uids)
+        h = self.config.horizon
+        uids |= self.ledger.uids_starting([(then, now), (then + h, now + h)])
+        orders = self._orders()
+        s = self._settings()
+        ignored = infer.Ignore(s.ignore)
+        fresh = self._decode(self.ledger.occurrences_of(uids), orders)
+        index = _index(fresh, uids, me, ignored)
+        addresses, found = self.ledger.index_of(uids)
+        for a, w in index.values():
+            addresses |= a
+            found |= w
+        known = self.ledger.identity()
+        book = infer.Directory(self._contacts(orders), me, s, known)
+        owned: dict[int, set[str]] = {}
+        for email, p in book.by_email.items():
+            owned.setdefault(id(p), set()).add(email)
+        bases = {p.key: _basis(p, owned.get(id(p), ())) for p in book.people}
+        before = self.ledger.bases()
+        dirty = {k for k, b in bases.items() if before.get(k) != b}
+        dirty |= {k for k, b in before.items() if k not in bases and not b.startswith(_STRANGER)}
+        names: set[str] = set()
+        for k in list(dirty):
+            for b in (before.get(k), bases.get(k)):
+                if b is not None:
+                    more, called = _basis_parts(b)
+                    addresses |= more
+                    names |= called
+        for k, b in before.items():  # someone known by an address a record now lists
+            if b.startswith(_STRANGER) and b[len(_STRANGER):] in book.by_email:
+                dirty.add(k)
+        stale = self.ledger.stale()
+        dirty |= {known.canonical(p) for p in stale}
+        for email in addresses:
+            owner = book.by_email.get(email)
+            if owner is not None:
+                dirty.add(owner.key)
+            link = known.links.get(email_link(email))
+            if link is not None:
+                dirty.add(known.canonical(link))
+        dirty |= book.holders(names) | book.called(found)
+        cards = {p.key: p for p in book.people if p.key in dirty}
+        strangers = {e for e in addresses if e not in book.by_email}
+        strangers |= {_basis_parts(before[k])[0].pop() for k in dirty
+                      if k not in cards and before.get(k, "").startswith(_STRANGER)}
+        strangers -= me
+        wanted = set(strangers)
+        for p in cards.values():
+            wanted |= owned.get(id(p), set())
+        more = self.ledger.uids_of(wanted - me, book.title_words(set(cards))) - uids
+        occs = fresh + self._decode(self.ledger.occurrences_of(more), orders)
+        people, remembered = book.attach(occs, now, now + self.config.horizon, only=set(cards),
+                                         strangers=strangers)
+        self._remember(remembered, known)
+        groups = (remembered or known).groups()
+        done = {p.key for p in people}
+        kept: set[str] = set()
+        for k in self.ledger.people_ids() - dirty - done:
+            kept |= groups.get(k, set()) | {k}
+        return Derivation(people, False, key, frozenset(kept), dirty - done,
+                          _bases(people, bases), index, None, uids, stale)
+
+    def _full(self, now: dt.datetime, me: frozenset[str], key: str, index_key: str, uids: set[str]) -> Derivation:
+        i = self.inputs()
+        known = self.ledger.identity()
+        book = infer.Directory(i.contacts, i.me, i.settings, known)
+        owned: dict[int, set[str]] = {}
+        for email, p in book.by_email.items():
+            owned.setdefault(id(p), set()).add(email)
+        bases = {p.key: _basis(p, owned.get(id(p), ())) for p in book.people}
+        people, remembered = book.attach(i.occurrences, i.now, i.until)
+        self._remember(remembered, known)
+        ignored = infer.Ignore(i.settings.ignore)
+        rebuild = self.ledger.meta("indexed") != index_key
+        occs = i.occurrences if rebuild else [o for o in i.occurrences if o.uid in uids]
+        index = _index(occs, set() if rebuild else uids, me, ignored)
+        derived = _bases(people, bases)
+        return Derivation(people, True, key, frozenset(), set(self.ledger.bases()) - set(derived), derived, index,
+                          index_key if rebuild else None, uids, self.ledger.stale())
+
+    def _remember(self, remembered: infer.Identity | None, known: infer.Identity) -> None:
+        if remembered is not None:
+            # Before any follow-up is written for these ids: a crash in between
+            # re-derives the same ids from the same inputs.
+            with self.ledger.transaction():
+                self.ledger.put_identity(remembered, known)
 
     def people(self) -> list[Person]:
         """Inference over everything in the ledger, as of now, with remembered identities."""
@@ -80,11 +247,7 @@ class Derive:
         known = self.ledger.identity()
         people, remembered = infer.derive(i.occurrences, i.contacts, i.me, i.settings, i.now, i.until,
                                           identity=known)
-        if remembered is not None:
-            # Before any follow-up is written for these ids: a crash in between
-            # re-derives the same ids from the same inputs.
-            with self.ledger.transaction():
-                self.ledger.put_identity(remembered, known)
+        self._remember(remembered, known)
         return people
 
     def unchanged_since_last(self, now: dt.datetime) -> bool:
@@ -108,10 +271,14 @@ class Derive:
         return (self.ledger.meta("generation") or "0", rules.local_date(now, self.config.timezone).isoformat(),
                 f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}", now.isoformat())
 
-    def store(self, people: list[Person]) -> None:
-        """Store what was derived (inside one transaction): the people snapshot, their
-        stories and every counted interaction."""
+    def store(self, d: Derivation, valid: bool = True) -> None:
+        """Store what was derived, in one transaction: the people snapshot, their stories
+        and counted interactions, and what the derivation consumed. ``valid`` false (the
+        write-back failed: the plan of these people is not done) makes the next
+        derivation start from scratch."""
         from syncd import views
+
+        people = d.people
 
         history = self.ledger.followups()
         today = rules.local_date(self.now(), self.config.timezone)
@@ -126,4 +293,26 @@ class Derive:
             rows[p.key] = [Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account,
                                        m.calendar, m.others, m.organised) for m in p.meetings]
         with self.ledger.transaction():
-            self.ledger.replace_people(snap, stories, rows)
+            self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped)
+            self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale, d.rebuild is not None)
+            self.ledger.set_meta("derived", f"{d.key}|{self.now().isoformat()}" if valid else "")
+            if d.rebuild is not None:
+                self.ledger.set_meta("indexed", d.rebuild)
+
+
+def _bases(people: Iterable[Person], cards: dict[str, str]) -> dict[str, str]:
+    """What each derived person is made of: their records, or their one address."""
+    return {p.key: cards[p.key] if p.in_address_book else _STRANGER + p.emails[0] for p in people}
+
+
+def _index(occurrences: Iterable[Occurrence], uids: Iterable[str], me: frozenset[str],
+           ignored: infer.Ignore) -> dict[str, tuple[set[str], set[str]]]:
+    """uid -> the addresses and title words that find it (every one of ``uids`` has an
+    entry, empty when its occurrences are gone)."""
+    out: dict[str, tuple[set[str], set[str]]] = {u: (set(), set()) for u in uids}
+    for occ in occurrences:
+        addresses, found = infer.index_terms(occ, me, ignored)
+        entry = out.setdefault(occ.uid, (set(), set()))
+        entry[0].update(addresses)
+        entry[1].update(found)
+    return out

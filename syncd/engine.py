@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from syncd import clock, errors, rules
 from syncd.accounts import Accounts
 from syncd.config import Config
-from syncd.derive import Derive, Inputs, rule_settings
+from syncd.derive import Derivation, Derive, Inputs, rule_settings
 from syncd.infer import Person
 from syncd.ingest import DEFAULT_SINCE, AccountResult, Ingest, Progress, bump
 from syncd.ledger import Ledger
@@ -120,26 +120,26 @@ class Engine:
             result.people = self.ledger.people_count()
             log.debug("nothing changed since the last pass; inference skipped")
             return result
-        people = self.derive.people()
-        result.people = len(people)
+        derived = self.derive.changed()
         if sink is None or sink_name is None or result.error:
-            self._finish(people, result, sink_name, now)
+            self._finish(derived, result, sink_name, now)
             return result
         with captured(result, "write-back"):
             history = self.ledger.followups()
-            todo = rules.plan(people, history, rule_settings(self.config), self.now())
+            todo = rules.plan(derived.people, history, rule_settings(self.config), self.now(), derived.kept)
             self.writeback.write(sink, sink_name, todo, result)
             with self.ledger.transaction():
                 self.accounts.save_state(sink_name, ctx)
-        self._finish(people, result, sink_name, now)
+        self._finish(derived, result, sink_name, now)
         return result
 
-    def _finish(self, people: list[Person], result: ReconcileResult, sink_name: str | None,
+    def _finish(self, derived: Derivation, result: ReconcileResult, sink_name: str | None,
                 now: dt.datetime) -> None:
         if result.error and sink_name is not None:
             log.error("write-back failed: %s", result.error)
             self.ledger.record_result(sink_name, self.config.account(sink_name).type, self.now(), result.error)
-        self.derive.store(people)
+        self.derive.store(derived, valid=result.error is None)
+        result.people = self.ledger.people_count()
         if result.error is None:
             with self.ledger.transaction():
                 self.ledger.set_meta("reconciled", "|".join(self.derive.reconcile_key(now)))

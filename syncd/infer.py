@@ -18,8 +18,22 @@ from syncd.config import default
 from syncd.identity import Assigner, Claim, Identity
 from syncd.model import ContactRecord, Milestone, Occurrence, PartialDate, Party
 
-__all__ = ["ContactRecord", "Meeting", "Milestone", "Occurrence", "PartialDate", "Party", "Person",
-           "Settings", "derive", "infer"]
+__all__ = [
+    "ContactRecord",
+    "Directory",
+    "Meeting",
+    "Milestone",
+    "Occurrence",
+    "PartialDate",
+    "Party",
+    "Person",
+    "Settings",
+    "derive",
+    "index_terms",
+    "infer",
+    "labels",
+    "words",
+]
 
 NOT_PEOPLE = frozenset({"ROOM", "RESOURCE", "GROUP"})
 
@@ -211,10 +225,10 @@ class _Titles:
     def __init__(self, people: list[Person]) -> None:
         owners: dict[str, set[int]] = {}
         for i, p in enumerate(people):
-            for label in {p.name, *p.nicknames}:
-                if label and label.strip() and "@" not in label:
-                    owners.setdefault(label.strip().casefold(), set()).add(i)
+            for label in labels(p):
+                owners.setdefault(label, set()).add(i)
         self.people = people
+        self.owners = owners  # label -> who holds it (one: it matches; more: ambiguous)
         # A name shared by two people is ambiguous and matches no one.
         self.by_token: dict[str, list[tuple[re.Pattern[str], int]]] = {}
         for label, who in owners.items():
@@ -233,6 +247,28 @@ class _Titles:
                 if pattern.search(summary) or pattern.search(summary.casefold()):
                     found.add(who)
         return found
+
+
+def labels(person: Person) -> set[str]:
+    """The names a title may call ``person`` by (casefolded)."""
+    return {label.strip().casefold() for label in {person.name, *person.nicknames}
+            if label and label.strip() and "@" not in label}
+
+
+def words(text: str) -> set[str]:
+    """The words title matching looks at (casefolded)."""
+    return set(re.findall(r"\w+", text.casefold()))
+
+
+def index_terms(occ: Occurrence, me: frozenset[str], ignored: Ignore) -> tuple[set[str], set[str]]:
+    """What finds ``occ`` again for a person (``syncd.derive``'s index): its parties'
+    addresses but the user's, and the words of its summary when it could count by
+    title alone (nobody but the user and rooms)."""
+    parties = ([occ.organizer] if occ.organizer else []) + list(occ.attendees)
+    addresses = {p.email for p in parties if p.email and p.email not in me}
+    admitted = _counted_parties(occ, me, ignored)
+    titled = admitted is not None and not admitted[1] and bool(occ.summary)
+    return addresses, words(occ.summary) if titled else set()
 
 
 def _counted_parties(occ: Occurrence, me: frozenset[str],
@@ -305,70 +341,127 @@ def derive(
         ``track_unknown`` attendees with at least one counted meeting), and the
         identity to remember (None when none was given).
     """
-    me_set = frozenset(e.lower() for e in me)
-    ignored = Ignore(settings.ignore)
-    people = merge_contacts(drop_ignored(contacts, ignored) if ignored else contacts)
-    by_email = {e: p for p in people for e in p.emails}
-    assigner = Assigner(identity) if identity is not None else None
-    if assigner is not None:
-        claims = [Claim(tuple(p.refs), tuple(p.emails), p.key) for p in people]
-        ids = [assigner.by_records(c) for c in claims]
-        for p, c, pid in zip(people, claims, ids, strict=True):
-            p.key = pid or assigner.by_emails(c)
-        for p, c in zip(people, claims, strict=True):
-            p.origins = assigner.origins(c, p.key)
-        by_key = {p.key: p for p in people}
-        for email, pid in assigner.historical(set(by_email)).items():
-            by_email[email] = by_key[pid]
-    titles = _Titles(people) if settings.match_titles else None
-    unknown: dict[str, Person] = {}
-    unknown_cn: dict[str, tuple[dt.datetime, str]] = {}
-    for occ in dedupe(occurrences):
-        if occ.cancelled or (occ.all_day and not settings.count_all_day):
-            continue
-        if until is not None and occ.start > until:
-            continue
-        admitted = _counted_parties(occ, me_set, ignored)
-        if admitted is None:
-            continue
-        parties, anyone = admitted
-        started = occ.start <= now
-        org = occ.organizer
-        # No organizer (a private event) or an ignored one (a scheduling bot): the user's own.
-        organised = org is None or org.email in me_set or bool(ignored and ignored(org.email))
-        meeting = Meeting(occ.start, occ.summary, occ.uid, occ.recurrence_id, occ.end, occ.account,
-                          occ.calendar, len(parties) if anyone else 1, organised)
-        targets: list[Person] = []
-        if anyone:
-            if len(parties) > settings.max_attendees:
+    book = Directory(contacts, me, settings, identity)
+    return book.attach(occurrences, now, until)
+
+
+class Directory:
+    """The address book of one pass: people made of contact records, with their ids
+    (phase one of ``derive``); ``attach`` gives them their meetings (phase two).
+
+    Between the two phases the incremental derivation (``syncd.derive``) asks who owns
+    an address or a name, and then attaches the meetings of only some people: the
+    address book is always read whole (it decides ids and who owns which address), the
+    calendars only where something changed.
+    """
+
+    def __init__(self, contacts: Iterable[ContactRecord], me: Iterable[str], settings: Settings,
+                 identity: Identity | None = None) -> None:
+        self.me = frozenset(e.lower() for e in me)
+        self.settings = settings
+        self.ignored = ignored = Ignore(settings.ignore)
+        self.people = people = merge_contacts(drop_ignored(contacts, ignored) if ignored else contacts)
+        self.by_email: dict[str, Person] = {e: p for p in people for e in p.emails}
+        self.assigner = Assigner(identity) if identity is not None else None
+        if self.assigner is not None:
+            assigner = self.assigner
+            claims = [Claim(tuple(p.refs), tuple(p.emails), p.key) for p in people]
+            ids = [assigner.by_records(c) for c in claims]
+            for p, c, pid in zip(people, claims, ids, strict=True):
+                p.key = pid or assigner.by_emails(c)
+            for p, c in zip(people, claims, strict=True):
+                p.origins = assigner.origins(c, p.key)
+            by_key = {p.key: p for p in people}
+            for email, pid in assigner.historical(set(self.by_email)).items():
+                self.by_email[email] = by_key[pid]
+        self.titles = _Titles(people) if settings.match_titles else None
+
+    def holders(self, names: Iterable[str]) -> set[str]:
+        """Keys of people called by any of ``names`` (casefolded labels)."""
+        if self.titles is None:
+            return set()
+        return {self.people[i].key for n in names for i in self.titles.owners.get(n, ())}
+
+    def called(self, found: Iterable[str]) -> set[str]:
+        """Keys of people a title made of the words ``found`` could name."""
+        if self.titles is None:
+            return set()
+        return {self.people[i].key for w in found for _, i in self.titles.by_token.get(w, ())}
+
+    def title_words(self, keys: set[str]) -> set[str]:
+        """The words a title must hold to name one of ``keys``."""
+        if self.titles is None:
+            return set()
+        return {w for w, hits in self.titles.by_token.items() if any(self.people[i].key in keys for _, i in hits)}
+
+    def addresses(self, person: Person) -> set[str]:
+        """Every address whose meetings count for ``person`` (listed or historical)."""
+        return {e for e, p in self.by_email.items() if p is person}
+
+    def attach(self, occurrences: Iterable[Occurrence], now: dt.datetime, until: dt.datetime | None = None,
+               only: set[str] | None = None, strangers: set[str] | None = None,
+               ) -> tuple[list[Person], Identity | None]:
+        """Give people their counted meetings; see ``derive``.
+
+        ``only``: attach meetings to these address-book people (by key) alone and
+        return only them; ``strangers``: the unknown attendees to consider (by address).
+        None: everyone. Either way, each returned person's meetings are exact as long
+        as ``occurrences`` holds every meeting of theirs (all copies of it).
+        """
+        settings, me_set, ignored = self.settings, self.me, self.ignored
+        people, by_email, titles = self.people, self.by_email, self.titles
+        wanted = None if only is None else {id(p) for p in people if p.key in only}
+        unknown: dict[str, Person] = {}
+        unknown_cn: dict[str, tuple[dt.datetime, str]] = {}
+        for occ in dedupe(occurrences):
+            if occ.cancelled or (occ.all_day and not settings.count_all_day):
                 continue
-            for party in parties:
-                email = party.email or ""
-                person = by_email.get(email)
-                if person is None and settings.track_unknown:
-                    person = unknown.setdefault(email, Person(key=email, name=email, emails=[email]))
-                    if started and party.name and (email not in unknown_cn or unknown_cn[email][0] <= occ.start):
-                        unknown_cn[email] = (occ.start, party.name)
-                if person is not None:
-                    targets.append(person)
-        elif titles is not None and occ.summary:
-            targets = [people[i] for i in sorted(titles.match(occ.summary))]
-        # A person at one meeting under two of their addresses met once.
-        for person in {id(t): t for t in targets}.values():
-            (person.meetings if started else person.upcoming).append(meeting)
-    for email, (_, cn) in unknown_cn.items():
-        unknown[email].name = cn
-    met = [unknown[e] for e in sorted(unknown) if unknown[e].meetings]
-    remembered = None
-    if assigner is not None:
-        for p in met:
-            p.key = assigner.by_emails(Claim((), (p.emails[0],), p.key))
-        remembered = assigner.finish()
-        groups = remembered.groups()
-        for p in people + met:
-            p.aliases = frozenset(groups.get(p.key, ())) | {p.key}
-    listed = people + met
-    for p in listed:
-        p.meetings.sort(key=lambda m: (m.start, m.uid))
-        p.upcoming.sort(key=lambda m: (m.start, m.uid))
-    return sorted(listed, key=lambda p: (p.name.casefold(), p.key)), remembered
+            if until is not None and occ.start > until:
+                continue
+            admitted = _counted_parties(occ, me_set, ignored)
+            if admitted is None:
+                continue
+            parties, anyone = admitted
+            started = occ.start <= now
+            org = occ.organizer
+            # No organizer (a private event) or an ignored one (a scheduling bot): the user's own.
+            organised = org is None or org.email in me_set or bool(ignored and ignored(org.email))
+            meeting = Meeting(occ.start, occ.summary, occ.uid, occ.recurrence_id, occ.end, occ.account,
+                              occ.calendar, len(parties) if anyone else 1, organised)
+            targets: list[Person] = []
+            if anyone:
+                if len(parties) > settings.max_attendees:
+                    continue
+                for party in parties:
+                    email = party.email or ""
+                    person = by_email.get(email)
+                    if person is None and settings.track_unknown and (strangers is None or email in strangers):
+                        person = unknown.setdefault(email, Person(key=email, name=email, emails=[email]))
+                        if started and party.name and (email not in unknown_cn or unknown_cn[email][0] <= occ.start):
+                            unknown_cn[email] = (occ.start, party.name)
+                    if person is not None:
+                        targets.append(person)
+            elif titles is not None and occ.summary:
+                targets = [people[i] for i in sorted(titles.match(occ.summary))]
+            # A person at one meeting under two of their addresses met once.
+            for person in {id(t): t for t in targets}.values():
+                if wanted is not None and person.in_address_book and id(person) not in wanted:
+                    continue
+                (person.meetings if started else person.upcoming).append(meeting)
+        for email, (_, cn) in unknown_cn.items():
+            unknown[email].name = cn
+        met = [unknown[e] for e in sorted(unknown) if unknown[e].meetings]
+        remembered = None
+        assigner = self.assigner
+        if assigner is not None:
+            for p in met:
+                p.key = assigner.by_emails(Claim((), (p.emails[0],), p.key))
+            remembered = assigner.finish()
+            groups = remembered.groups()
+            for p in people + met:
+                p.aliases = frozenset(groups.get(p.key, ())) | {p.key}
+        listed = (people if wanted is None else [p for p in people if id(p) in wanted]) + met
+        for p in listed:
+            p.meetings.sort(key=lambda m: (m.start, m.uid))
+            p.upcoming.sort(key=lambda m: (m.start, m.uid))
+        return sorted(listed, key=lambda p: (p.name.casefold(), p.key)), remembered

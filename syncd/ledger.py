@@ -41,7 +41,7 @@ from syncd.model import ContactRecord, Milestone, Occurrence, PartialDate, Party
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -137,6 +137,39 @@ CREATE TABLE IF NOT EXISTS histories (  -- per person: a digest of their interac
     person TEXT PRIMARY KEY, digest TEXT NOT NULL  -- (a pass rewrites only the rows that changed)
 );
 """
+
+
+# Schema 3: what lets a pass re-derive only the people a change touched (``syncd.derive``).
+# ``touched`` lists the UIDs whose occurrences changed since the last derivation (the
+# ingest writes it with the occurrences, in the same transaction); ``stale`` the people
+# whose follow-ups the user changed. ``attend`` and ``titled`` index each UID by the
+# addresses of its parties and, for meetings that count by title alone, the words of
+# their summary: a person's meetings are found from their addresses and names.
+# ``bases`` keeps what each person was derived from (their records), to tell which
+# changed. ``attend``, ``titled`` and ``bases`` are the derivation's, rebuilt by it.
+_SCHEMA_3 = """
+CREATE TABLE IF NOT EXISTS touched (uid TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS stale (person TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS attend (address TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (address, uid));
+CREATE INDEX IF NOT EXISTS attend_uid ON attend(uid);
+CREATE TABLE IF NOT EXISTS titled (word TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (word, uid));
+CREATE INDEX IF NOT EXISTS titled_uid ON titled(uid);
+CREATE TABLE IF NOT EXISTS bases (person TEXT PRIMARY KEY, data TEXT NOT NULL)
+"""
+
+#: SQLite's default limit of host parameters is 999 before 3.32: stay under it
+_CHUNK = 500
+
+
+def _chunks(items: Iterable[T]) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == _CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -338,6 +371,8 @@ class Ledger:
                 self._run(_SCHEMA_2)
                 if version == 1:
                     self._ids_from_v1()
+            if version < 3:
+                self._run(_SCHEMA_3)
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -499,6 +534,8 @@ class Ledger:
     @_writes
     def drop_collection(self, collection_id: int) -> None:
         """Forget a collection no longer configured (inside a transaction)."""
+        uids = self.conn.execute("SELECT DISTINCT uid FROM occurrences WHERE collection=?", (collection_id,))
+        self.conn.executemany("INSERT OR IGNORE INTO touched VALUES (?)", list(uids))
         self.conn.execute("DELETE FROM collections WHERE id=?", (collection_id,))
 
     @_writes
@@ -560,6 +597,7 @@ class Ledger:
         ``occurrences`` are (recurrence_id, start, JSON) triples serialised by the engine.
         """
         self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
+        self.conn.execute("INSERT OR IGNORE INTO touched VALUES (?)", (uid,))
         self.conn.executemany(
             "INSERT OR REPLACE INTO occurrences(collection, uid, recurrence_id, start, data) VALUES (?,?,?,?,?)",
             [(collection_id, uid, rid, start, data) for rid, start, data in occurrences],
@@ -573,6 +611,7 @@ class Ledger:
     def drop_series(self, collection_id: int, uid: str) -> None:
         """Forget a series whose objects are gone (inside a transaction)."""
         self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
+        self.conn.execute("INSERT OR IGNORE INTO touched VALUES (?)", (uid,))
         self.conn.execute("DELETE FROM series WHERE collection=? AND uid=?", (collection_id, uid))
 
     def stale_series(self, until: dt.datetime) -> list[tuple[int, str]]:
@@ -590,6 +629,21 @@ class Ledger:
                 return True
         return False
 
+    def occurrences_of(self, uids: Iterable[str]) -> Iterator[tuple[int, str]]:
+        """(collection id, JSON) of every stored occurrence of ``uids``, in any calendar."""
+        for batch in _chunks(sorted(set(uids))):
+            yield from self.conn.execute(
+                f"SELECT collection, data FROM occurrences WHERE uid IN ({','.join('?' * len(batch))})", batch)
+
+    def uids_starting(self, ranges: list[tuple[dt.datetime, dt.datetime]]) -> set[str]:
+        """UIDs with an occurrence starting in one of the half-open ranges (a, b]."""
+        out: set[str] = set()
+        for a, b in ranges:
+            if a < b:
+                out.update(r[0] for r in self.conn.execute(
+                    "SELECT DISTINCT uid FROM occurrences WHERE start > ? AND start <= ?", (iso(a), iso(b))))
+        return out
+
     def all_occurrences(self) -> Iterator[tuple[int, str]]:
         """(collection id, JSON) of every stored occurrence."""
         yield from self.conn.execute("SELECT collection, data FROM occurrences")
@@ -606,6 +660,69 @@ class Ledger:
     def all_contacts(self) -> Iterator[tuple[int, str, int, str]]:
         """(collection id, href, index, JSON) of every stored contact."""
         yield from self.conn.execute("SELECT collection, href, idx, data FROM contacts")
+
+    # -- what changed since the last derivation (``syncd.derive``) ---------------
+    def touched(self) -> set[str]:
+        """UIDs whose occurrences changed since the last derivation."""
+        return {r[0] for r in self.conn.execute("SELECT uid FROM touched")}
+
+    def stale(self) -> set[str]:
+        """Person ids whose follow-ups the user changed since the last derivation."""
+        return {r[0] for r in self.conn.execute("SELECT person FROM stale")}
+
+    @_writes
+    def mark_stale(self, people: Iterable[str]) -> None:
+        """Note that these people's follow-ups changed (inside a transaction)."""
+        self.conn.executemany("INSERT OR IGNORE INTO stale VALUES (?)", [(p,) for p in set(people)])
+
+    def index_of(self, uids: Iterable[str]) -> tuple[set[str], set[str]]:
+        """The addresses and title words indexed for ``uids``."""
+        addresses: set[str] = set()
+        found: set[str] = set()
+        for batch in _chunks(sorted(set(uids))):
+            marks = ",".join("?" * len(batch))
+            addresses.update(r[0] for r in self.conn.execute(f"SELECT address FROM attend WHERE uid IN ({marks})", batch))
+            found.update(r[0] for r in self.conn.execute(f"SELECT word FROM titled WHERE uid IN ({marks})", batch))
+        return addresses, found
+
+    def uids_of(self, addresses: Iterable[str], title_words: Iterable[str]) -> set[str]:
+        """UIDs indexed under any of ``addresses`` or ``title_words``."""
+        out: set[str] = set()
+        for table, column, keys in (("attend", "address", addresses), ("titled", "word", title_words)):
+            for batch in _chunks(sorted(set(keys))):
+                out.update(r[0] for r in self.conn.execute(
+                    f"SELECT uid FROM {table} WHERE {column} IN ({','.join('?' * len(batch))})", batch))
+        return out
+
+    def bases(self) -> dict[str, str]:
+        """person id -> what they were derived from, as stored by the last derivation."""
+        return dict(self.conn.execute("SELECT person, data FROM bases").fetchall())
+
+    @_writes
+    def put_derivation(self, index: dict[str, tuple[set[str], set[str]]], bases: dict[str, str],
+                       dropped: Iterable[str], uids: Iterable[str], stale: Iterable[str],
+                       rebuild: bool = False) -> None:
+        """Store the derivation's own state (inside the transaction that stores people):
+        the index of ``index``'s UIDs, each person's basis, and that the changes it
+        consumed (``uids``, ``stale``) are derived. ``rebuild``: ``index`` is all of it."""
+        if rebuild:
+            self.conn.execute("DELETE FROM attend")
+            self.conn.execute("DELETE FROM titled")
+        else:
+            for batch in _chunks(sorted(index)):
+                marks = ",".join("?" * len(batch))
+                self.conn.execute(f"DELETE FROM attend WHERE uid IN ({marks})", batch)
+                self.conn.execute(f"DELETE FROM titled WHERE uid IN ({marks})", batch)
+        self.conn.executemany("INSERT INTO attend VALUES (?, ?)",
+                              [(a, uid) for uid, (addrs, _) in index.items() for a in addrs])
+        self.conn.executemany("INSERT INTO titled VALUES (?, ?)",
+                              [(w, uid) for uid, (_, found) in index.items() for w in found])
+        old = self.bases()
+        self.conn.executemany("DELETE FROM bases WHERE person=?", [(p,) for p in dropped if p in old])
+        self.conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?)",
+                              [(k, v) for k, v in bases.items() if old.get(k) != v])
+        self.conn.executemany("DELETE FROM touched WHERE uid=?", [(u,) for u in uids])
+        self.conn.executemany("DELETE FROM stale WHERE person=?", [(p,) for p in stale])
 
     # -- follow-ups ----------------------------------------------------------
     def followups(self, states: tuple[str, ...] | None = None) -> list[FollowupRow]:
@@ -679,25 +796,30 @@ class Ledger:
     # -- people snapshot and runs --------------------------------------------
     @_writes
     def replace_people(self, people: dict[str, str], stories: dict[str, str],
-                       interactions: dict[str, list[Interaction]]) -> None:
-        """Store what the last inference derived (inside a transaction): the people
-        snapshot (key -> ``people --json`` entry), each person's story (upcoming
-        meetings and explanations) and their counted interactions.
+                       interactions: dict[str, list[Interaction]], dropped: Iterable[str] | None = None) -> None:
+        """Store what an inference derived (inside a transaction): the people snapshot
+        (key -> ``people --json`` entry), each person's story (upcoming meetings and
+        explanations) and their counted interactions.
 
+        ``dropped``: the people who are gone, when ``people`` holds only those derived
+        again (an incremental derivation); None: ``people`` is everyone, the others go.
         Only what changed is written: a pass that touched a few people rewrites their
         rows, not the whole history. Stories and interactions live apart from the
         snapshot, so ``syncd people`` reads neither and ``syncd person`` reads one
         person's rows.
         """
-        gone = [k for (k,) in self.conn.execute("SELECT key FROM people") if k not in people]
+        if dropped is None:
+            gone = [k for (k,) in self.conn.execute("SELECT key FROM people") if k not in people]
+        else:
+            gone = [k for k in dropped if k not in people]
         for table, column in (("people", "key"), ("stories", "key"), ("interactions", "person"),
                               ("histories", "person")):
             self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
         for table, texts in (("people", people), ("stories", stories)):
-            old = dict(self.conn.execute(f"SELECT key, data FROM {table}").fetchall())
+            old = self._texts(table, "key", "data", texts if dropped is not None else None)
             self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
                                   [(k, v) for k, v in texts.items() if old.get(k) != v])
-        digests = dict(self.conn.execute("SELECT person, digest FROM histories").fetchall())
+        digests = self._texts("histories", "person", "digest", people if dropped is not None else None)
         for person in people:
             rows = [(i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
                      i.others, int(i.organised)) for i in interactions.get(person, ())]
@@ -707,6 +829,16 @@ class Ledger:
             self.conn.execute("DELETE FROM interactions WHERE person=?", (person,))
             self.conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
+
+    def _texts(self, table: str, key: str, value: str, keys: Iterable[str] | None) -> dict[str, str]:
+        """``key -> value`` of a table, for ``keys`` (None: every row)."""
+        if keys is None:
+            return dict(self.conn.execute(f"SELECT {key}, {value} FROM {table}").fetchall())
+        out: dict[str, str] = {}
+        for batch in _chunks(keys):
+            out.update(self.conn.execute(
+                f"SELECT {key}, {value} FROM {table} WHERE {key} IN ({','.join('?' * len(batch))})", batch).fetchall())
+        return out
 
     def history(self, person: str) -> list[dict[str, Any]]:
         """One person's counted interactions, newest first, as ``person --json`` shows
@@ -735,6 +867,10 @@ class Ledger:
         """One person's story ({} when no pass has stored one)."""
         row = self.conn.execute("SELECT data FROM stories WHERE key = ?", (key,)).fetchone()
         return dict(json.loads(row[0])) if row else {}
+
+    def people_ids(self) -> set[str]:
+        """The key of everyone in the snapshot."""
+        return {r[0] for r in self.conn.execute("SELECT key FROM people")}
 
     def people_keys(self) -> list[tuple[str, dict[str, Any]]]:
         """(key, entry) of everyone in the snapshot."""

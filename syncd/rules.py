@@ -272,14 +272,18 @@ def catch_up_room(history: Iterable[FollowupRow], s: RuleSettings, today: dt.dat
     return max(0, room)
 
 
-def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettings, now: dt.datetime) -> Plan:
+def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettings, now: dt.datetime,
+         kept: frozenset[str] = frozenset()) -> Plan:
     """The follow-ups to write now and the open ones whose reason went away.
 
     Args:
-        people: the result of ``infer.infer``.
+        people: the result of ``infer.infer``, or the people a change touched.
         history: every follow-up row of the ledger (states already read back).
         s: rule settings.
         now: the current instant; "today" is its date in ``s.zone``.
+        kept: ids (and aliases) of people left out of ``people`` because nothing of
+            theirs changed since the last plan, today: their follow-ups stay as they
+            are. The limits still count everyone's (they are read from ``history``).
     """
     today = local_date(now, s.zone)
     result = Plan()
@@ -300,7 +304,7 @@ def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettin
     catch_ups.sort(key=lambda w: (w.person_due or w.due, w.name.casefold(), min(w.emails, default="")))
     result.new.extend(catch_ups[:room])
     for row in history:
-        if row.state != "open":
+        if row.state != "open" or row.person in kept:
             continue
         found = owner.get(row.uid)
         mine = _mine(found, history) if found else []

@@ -111,6 +111,8 @@ class WriteBack:
                 if task is not None and task.due is not None and task.due != (row.user_due or row.due):
                     # the user moved it: shown as they see it (the rules keep syncd's own due)
                     self.ledger.set_followup_user_due(row.uid, None if task.due == row.due else task.due)
+                if task is None or task.cancelled or task.completed:
+                    self.ledger.mark_stale([row.person])  # their due, and their plan, may move
                 if task is None or task.cancelled:
                     self.ledger.set_followup_state(row.uid, "dismissed", now)
                     result.dismissed.append(row.summary)

@@ -14,6 +14,7 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
+from syncd.ledger import SCHEMA_VERSION
 from tests.helpers import World, event, vcard
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "v1-world"
@@ -139,7 +140,7 @@ def test_a_v1_ledger_is_upgraded_in_place_and_keeps_every_follow_up(tmp_path: Pa
     files = sorted(p.name for p in w.tasks.iterdir())
     w.run("sync", now="2026-06-15T11:00:00Z")
     with sqlite3.connect(w.root / "state" / "ledger.sqlite3") as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     assert w.tasks_json(now="2026-06-15T11:00:00Z") == before
     assert sorted(p.name for p in w.tasks.iterdir()) == files
     people = {p["name"]: p for p in json.loads((DATA / "people-v1.json").read_text())}
