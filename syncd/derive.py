@@ -35,12 +35,13 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from syncd import infer, relate, rules
 from syncd.config import Config
 from syncd.identity import email_link
 from syncd.infer import ContactRecord, Occurrence, Person
-from syncd.ledger import Interaction, Ledger, occurrence_from, record_from
+from syncd.ledger import Interaction, Ledger, occurrence_from, parse_iso, record_from
 
 #: what is stored of a derivation; a syncd that stores more derives once after an upgrade
 SNAPSHOT_FORMAT = "3"  # 2: SPEC §8 fields, stories and interactions; 3: the index
@@ -78,7 +79,8 @@ class Derivation:
 
     people: list[Person]
     full: bool
-    key: str  # the config, format, day and addresses it was derived under
+    key: str  # the config, format and addresses of the user it was derived under
+    day: str  # the local date it was derived on
     #: ids (and aliases) of people not derived again, whose follow-ups stay as they are
     kept: frozenset[str] = frozenset()
     dropped: set[str] = field(default_factory=set)  # ids whose stored rows go
@@ -91,7 +93,7 @@ class Derivation:
 
 def _basis(p: Person, addresses: Iterable[str]) -> str:
     """What an address-book person is derived from, as text: equal text, equal person."""
-    return json.dumps([p.key, p.name, sorted(infer.labels(p)), sorted(addresses), p.groups, p.refs,
+    return json.dumps([p.key, p.name, sorted(infer.labels(p)), sorted(addresses), p.emails, p.groups, p.refs,
                        sorted(p.origins), repr((p.birthday, p.anniversary, p.milestones))])
 
 
@@ -138,30 +140,29 @@ class Derive:
         return Inputs(self._decode(self.ledger.all_occurrences(), orders), self._contacts(orders), me,
                       self._settings(), now, now + self.config.horizon)
 
-    def _keys(self, now: dt.datetime, me: Iterable[str]) -> tuple[str, str]:
-        """The key a derivation is valid under, and the key of its index."""
+    def _keys(self, me: Iterable[str]) -> tuple[str, str]:
+        """The key a derivation is valid under (with the day), and the key of its index."""
         mine = hashlib.sha256(json.dumps(sorted(me)).encode()).hexdigest()[:16]
-        day = rules.local_date(now, self.config.timezone).isoformat()
-        return f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}:{day}:{mine}", f"{mine}:{self.config.fingerprint}"
+        return f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}:{mine}", f"{mine}:{self.config.fingerprint}"
 
     def changed(self) -> Derivation:
         """Derive again the people whatever changed since the last derivation touched
         (see the module docstring), or everyone when that is due."""
         now = self.now()
         me = frozenset(e.lower() for e in set(self.config.me) | self.ledger.self_addresses())
-        key, index_key = self._keys(now, me)
-        stored = (self.ledger.meta("derived") or "").rpartition("|")
+        key, index_key = self._keys(me)
+        day = rules.local_date(now, self.config.timezone).isoformat()
+        last_key, last_day, last = [*(self.ledger.meta("derived") or "").split("|"), "", ""][:3]
         uids = self.ledger.touched()
-        then = dt.datetime.fromisoformat(stored[2]) if stored[0] == key and stored[2] else None
+        then = dt.datetime.fromisoformat(last) if last_key == key and last else None
         if then is None or then > now or len(uids) > FULL_AT or self.ledger.meta("indexed") != index_key:
-            return self._full(now, me, key, index_key, uids)
+            return self._full(now, me, key, day, index_key, uids)
         h = self.config.horizon
         uids |= self.ledger.uids_starting([(then, now), (then + h, now + h)])
         orders = self._orders()
         s = self._settings()
-        ignored = infer.Ignore(s.ignore)
         fresh = self._decode(self.ledger.occurrences_of(uids), orders)
-        index = _index(fresh, uids, me, ignored)
+        index = _index(fresh, uids, me, infer.Ignore(s.ignore))
         addresses, found = self.ledger.index_of(uids)
         for a, w in index.values():
             addresses |= a
@@ -173,50 +174,92 @@ class Derive:
             owned.setdefault(id(p), set()).add(email)
         bases = {p.key: _basis(p, owned.get(id(p), ())) for p in book.people}
         before = self.ledger.bases()
-        dirty = {k for k, b in bases.items() if before.get(k) != b}
-        dirty |= {k for k, b in before.items() if k not in bases and not b.startswith(_STRANGER)}
+
+        def owners(emails: Iterable[str]) -> set[str]:
+            out = set()
+            for email in emails:
+                if (p := book.by_email.get(email)) is not None:
+                    out.add(p.key)
+                if (link := known.links.get(email_link(email))) is not None:
+                    out.add(known.canonical(link))
+            return out
+
+        # Derived whole, from every meeting of theirs: people whose records changed (and
+        # whoever owned their addresses, or shares one of their names), or are gone.
+        whole = {k for k, b in bases.items() if before.get(k) != b}
+        whole |= {k for k, b in before.items() if k not in bases and not b.startswith(_STRANGER)}
+        moved: set[str] = set()
         names: set[str] = set()
-        for k in list(dirty):
+        for k in list(whole):
             for b in (before.get(k), bases.get(k)):
                 if b is not None:
                     more, called = _basis_parts(b)
-                    addresses |= more
+                    moved |= more
                     names |= called
-        for k, b in before.items():  # someone known by an address a record now lists
-            if b.startswith(_STRANGER) and b[len(_STRANGER):] in book.by_email:
-                dirty.add(k)
+        whole |= owners(moved) | book.holders(names)
+        strangers = {e for e in addresses | moved if e not in book.by_email} - me
+        for k, b in before.items():
+            address = b[len(_STRANGER):]
+            if b.startswith(_STRANGER) and (k in whole or address in book.by_email or address in strangers):
+                whole.add(k)
+                strangers.add(address)
+        strangers -= set(book.by_email) | me
+        # Given the changed meetings on top of what is stored: whoever a changed meeting
+        # names (by address or title), whose follow-ups the user changed, and on a new
+        # day everyone (their figures and their plan depend on the day).
         stale = self.ledger.stale()
-        dirty |= {known.canonical(p) for p in stale}
-        for email in addresses:
-            owner = book.by_email.get(email)
-            if owner is not None:
-                dirty.add(owner.key)
-            link = known.links.get(email_link(email))
-            if link is not None:
-                dirty.add(known.canonical(link))
-        dirty |= book.holders(names) | book.called(found)
-        cards = {p.key: p for p in book.people if p.key in dirty}
-        strangers = {e for e in addresses if e not in book.by_email}
-        strangers |= {_basis_parts(before[k])[0].pop() for k in dirty
-                      if k not in cards and before.get(k, "").startswith(_STRANGER)}
-        strangers -= me
+        touched = owners(addresses) | book.called(found) | {known.canonical(p) for p in stale}
+        if last_day != day:
+            touched |= self.ledger.people_ids()
+        touched -= whole
+        cards = {p.key for p in book.people}
         wanted = set(strangers)
-        for p in cards.values():
-            wanted |= owned.get(id(p), set())
-        more = self.ledger.uids_of(wanted - me, book.title_words(set(cards))) - uids
+        for p in book.people:
+            if p.key in whole:
+                wanted |= owned.get(id(p), set())
+        more = self.ledger.uids_of(wanted - me, book.title_words(whole & cards)) - uids
         occs = fresh + self._decode(self.ledger.occurrences_of(more), orders)
-        people, remembered = book.attach(occs, now, now + self.config.horizon, only=set(cards),
-                                         strangers=strangers)
+        people, remembered = book.attach(occs, now, now + h, only=(whole | touched) & cards, strangers=strangers)
         self._remember(remembered, known)
         groups = (remembered or known).groups()
+        topped = touched & cards | {k for k in touched if before.get(k, "").startswith(_STRANGER)}
+        people += self._on_top(people, topped, uids, before, groups)
         done = {p.key for p in people}
+        dirty = whole | touched
         kept: set[str] = set()
         for k in self.ledger.people_ids() - dirty - done:
             kept |= groups.get(k, set()) | {k}
-        return Derivation(people, False, key, frozenset(kept), dirty - done,
+        return Derivation(people, False, key, day, frozenset(kept), dirty - done,
                           _bases(people, bases), index, None, uids, stale)
 
-    def _full(self, now: dt.datetime, me: frozenset[str], key: str, index_key: str, uids: set[str]) -> Derivation:
+    def _on_top(self, people: list[Person], keys: set[str], uids: set[str], before: dict[str, str],
+                groups: dict[str, set[str]]) -> list[Person]:
+        """Give ``keys`` their stored meetings but those of ``uids`` (whose meetings
+        ``people`` holds as derived now); returns the people known by one address among
+        them, whom no record brought into ``people``."""
+        stored = self.ledger.meetings_of(keys)
+        stories = self.ledger.stories_of(keys)
+        order: Callable[[infer.Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
+        by_key = {p.key: p for p in people}
+        extra = []
+        for k in sorted(keys):
+            p = by_key.get(k)
+            if p is None:  # someone known by an address, met in no changed meeting
+                entry = self.ledger.entries_of([k]).get(k)
+                if entry is None:
+                    continue
+                p = Person(key=k, name=entry["name"], emails=[before[k][len(_STRANGER):]],
+                           aliases=frozenset(groups.get(k, set()) | {k}))
+                extra.append(p)
+            p.meetings = sorted([m for m in p.meetings if m.uid in uids]
+                                + [_meeting(r) for r in stored.get(k, ()) if r[1] not in uids], key=order)
+            p.upcoming = sorted([m for m in p.upcoming if m.uid in uids]
+                                + [_upcoming(u) for u in stories.get(k, {}).get("upcoming", ()) if u["uid"] not in uids],
+                                key=order)
+        return extra
+
+    def _full(self, now: dt.datetime, me: frozenset[str], key: str, day: str, index_key: str,
+              uids: set[str]) -> Derivation:
         i = self.inputs()
         known = self.ledger.identity()
         book = infer.Directory(i.contacts, i.me, i.settings, known)
@@ -231,7 +274,7 @@ class Derive:
         occs = i.occurrences if rebuild else [o for o in i.occurrences if o.uid in uids]
         index = _index(occs, set() if rebuild else uids, me, ignored)
         derived = _bases(people, bases)
-        return Derivation(people, True, key, frozenset(), set(self.ledger.bases()) - set(derived), derived, index,
+        return Derivation(people, True, key, day, frozenset(), set(self.ledger.bases()) - set(derived), derived, index,
                           index_key if rebuild else None, uids, self.ledger.stale())
 
     def _remember(self, remembered: infer.Identity | None, known: infer.Identity) -> None:
@@ -295,7 +338,7 @@ class Derive:
         with self.ledger.transaction():
             self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped)
             self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale, d.rebuild is not None)
-            self.ledger.set_meta("derived", f"{d.key}|{self.now().isoformat()}" if valid else "")
+            self.ledger.set_meta("derived", f"{d.key}|{d.day}|{self.now().isoformat()}" if valid else "")
             if d.rebuild is not None:
                 self.ledger.set_meta("indexed", d.rebuild)
 
@@ -303,6 +346,19 @@ class Derive:
 def _bases(people: Iterable[Person], cards: dict[str, str]) -> dict[str, str]:
     """What each derived person is made of: their records, or their one address."""
     return {p.key: cards[p.key] if p.in_address_book else _STRANGER + p.emails[0] for p in people}
+
+
+def _meeting(row: tuple[Any, ...]) -> infer.Meeting:
+    """A stored interaction row as a meeting."""
+    _, uid, rid, start, end, summary, account, calendar, others, organised = row
+    return infer.Meeting(parse_iso(start), summary, uid, rid, parse_iso(end), account, calendar, others,  # type: ignore[arg-type]
+                         bool(organised))
+
+
+def _upcoming(d: dict[str, Any]) -> infer.Meeting:
+    """A stored upcoming meeting (a story's) as a meeting."""
+    return infer.Meeting(parse_iso(d["start"]), d["summary"], d["uid"], d["recurrence_id"],  # type: ignore[arg-type]
+                         parse_iso(d["end"]), d["account"], d["calendar"], d["others"], d["organised"])
 
 
 def _index(occurrences: Iterable[Occurrence], uids: Iterable[str], me: frozenset[str],

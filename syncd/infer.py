@@ -230,20 +230,28 @@ class _Titles:
         self.people = people
         self.owners = owners  # label -> who holds it (one: it matches; more: ambiguous)
         # A name shared by two people is ambiguous and matches no one.
-        self.by_token: dict[str, list[tuple[re.Pattern[str], int]]] = {}
+        self.by_token: dict[str, list[tuple[str, int]]] = {}
         for label, who in owners.items():
             if len(who) != 1:
                 continue
             tokens = re.findall(r"\w+", label)
-            if not tokens:
-                continue
-            pattern = re.compile(r"(?<!\w)" + re.escape(label) + r"(?!\w)", re.I)
-            self.by_token.setdefault(tokens[0], []).append((pattern, next(iter(who))))
+            if tokens:
+                self.by_token.setdefault(tokens[0], []).append((label, next(iter(who))))
+        # Compiled when a title first holds the label's first word: a pass that looks
+        # at a few titles compiles a few of the address book's thousands of names.
+        self._patterns: dict[str, re.Pattern[str]] = {}
+
+    def _pattern(self, label: str) -> re.Pattern[str]:
+        found = self._patterns.get(label)
+        if found is None:
+            found = self._patterns[label] = re.compile(r"(?<!\w)" + re.escape(label) + r"(?!\w)", re.I)
+        return found
 
     def match(self, summary: str) -> set[int]:
         found: set[int] = set()
         for token in set(re.findall(r"\w+", summary.casefold())):
-            for pattern, who in self.by_token.get(token, ()):
+            for label, who in self.by_token.get(token, ()):
+                pattern = self._pattern(label)
                 if pattern.search(summary) or pattern.search(summary.casefold()):
                     found.add(who)
         return found

@@ -830,6 +830,25 @@ class Ledger:
             self.conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
 
+    def meetings_of(self, people: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:
+        """person -> their stored interaction rows (person, uid, recurrence_id, start, end,
+        summary, account, calendar, others, organised), by start."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for batch in _chunks(people):
+            for r in self.conn.execute(
+                    f"SELECT * FROM interactions WHERE person IN ({','.join('?' * len(batch))}) "
+                    "ORDER BY person, start, uid", batch):
+                out.setdefault(r[0], []).append(tuple(r))
+        return out
+
+    def stories_of(self, people: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """person -> their stored story."""
+        return {k: json.loads(v) for k, v in self._texts("stories", "key", "data", people).items()}
+
+    def entries_of(self, people: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """person -> their stored ``people --json`` entry."""
+        return {k: json.loads(v) for k, v in self._texts("people", "key", "data", people).items()}
+
     def _texts(self, table: str, key: str, value: str, keys: Iterable[str] | None) -> dict[str, str]:
         """``key -> value`` of a table, for ``keys`` (None: every row)."""
         if keys is None:

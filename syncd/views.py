@@ -69,7 +69,8 @@ def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, t
         "strength": st.score,
     }
     story = {"cadence": _cadence_words(p, found, s), "strength": st.words,
-             "upcoming": [meeting_json(m) for m in p.upcoming]}
+             # with the meeting's key: a later pass takes back the ones no change touched
+             "upcoming": [{**meeting_json(m), "uid": m.uid, "recurrence_id": m.recurrence_id} for m in p.upcoming]}
     return entry, story
 
 
@@ -104,7 +105,8 @@ def person_json(entry: dict[str, Any], story: dict[str, Any], history: list[dict
                 followups: Iterable[FollowupRow]) -> dict[str, Any]:
     """The ``person --json`` object: the people fields, history (``Ledger.history``),
     upcoming, followups."""
-    return {**entry, "history": history, "upcoming": story.get("upcoming", []),
+    upcoming = [{k: v for k, v in m.items() if k not in ("uid", "recurrence_id")} for m in story.get("upcoming", [])]
+    return {**entry, "history": history, "upcoming": upcoming,
             "followups": [task_json(r) for r in followups]}
 
 

@@ -5,9 +5,9 @@ re-attended and deleted (one-on-ones, groups, strangers, meetings that count by
 title alone, future ones), cards are edited (addresses added, removed and moved
 between cards: merges and splits; renames; nicknames), cards are deleted, the user
 completes or deletes tasks, and time moves by hours (the same day: incremental) or
-days. After every pass, a copy of the ledger is derived again from scratch; the two
-must agree on everything stored (people, stories, interactions, identities, the
-index) and the plan from scratch must find nothing left to write or resolve.
+days. In every pass, a copy of the ledger as the derivation finds it is derived from
+scratch: the two must store the same (people, stories, interactions, identities, the
+index) and plan the same follow-ups to write and to resolve.
 
 The engine runs in-process against the memory connector and a real SQLite ledger.
 """
@@ -134,24 +134,38 @@ groups = {{ Friends = "3d" }}
     def sync(self, hours: int) -> None:
         self.now += dt.timedelta(hours=hours)
         engine = Engine(self.config, self.ledger, now=lambda: self.now, allow_empty=["mem"])
+        seen: dict[str, Any] = {}
+        derive, write = engine.derive.changed, engine.writeback.write
+
+        def from_scratch_too() -> Any:
+            # The ledger as the derivation finds it (ingested, tasks read back), derived
+            # from scratch on a copy.
+            copy = _copy_to_memory(self.ledger)
+            with copy.transaction():
+                copy.set_meta("derived", "")
+                copy.set_meta("indexed", "")
+            scratch = Derive(self.config, copy, lambda: self.now)
+            d = scratch.changed()
+            assert d.full
+            seen["plan"] = rules.plan(d.people, copy.followups(), rule_settings(self.config), self.now)
+            scratch.store(d)
+            seen["copy"] = copy
+            return derive()
+
+        def writes(sink: Any, name: str, todo: rules.Plan, result: Any) -> None:
+            seen["todo"] = todo
+            write(sink, name, todo, result)
+
+        engine.derive.changed = from_scratch_too  # type: ignore[method-assign]
+        engine.writeback.write = writes  # type: ignore[method-assign]
         try:
             assert engine.run_pass().ok
         finally:
             engine.close()
-        self._agrees_with_scratch()
-
-    def _agrees_with_scratch(self) -> None:
-        copy = _copy_to_memory(self.ledger)
-        with copy.transaction():
-            copy.set_meta("derived", "")
-            copy.set_meta("indexed", "")
-        derive = Derive(self.config, copy, lambda: self.now)
-        scratch = derive.changed()
-        assert scratch.full
-        todo = rules.plan(scratch.people, copy.followups(), rule_settings(self.config), self.now)
-        derive.store(scratch)
-        assert _tables(copy) == _tables(self.ledger)
-        assert todo.new == [] and todo.resolve == []
+        if "copy" in seen:
+            assert _tables(seen["copy"]) == _tables(self.ledger)
+            assert sorted(w.uid for w in seen["todo"].new) == sorted(w.uid for w in seen["plan"].new)
+            assert sorted(seen["todo"].resolve) == sorted(seen["plan"].resolve)
 
 
 TestIncremental = Incremental.TestCase
