@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import niquests
 
 from syncd.context import AccountContext
+from syncd_connectors.base import ChangeStream
 from syncd_connectors.caldav import CaldavConnector, dav, sync
 from tests.servers import Server, start_radicale
 
@@ -106,11 +107,11 @@ def backfill(conn: CaldavConnector) -> tuple[dict[str, str], dict[str, dict[str,
     cursors, known, count = {}, {}, 0
     for col in conn.collections():
         etags = {}
-        for batch in conn.changes(col, None, {}, SINCE):
+        stream = ChangeStream(conn.changes(col, None, {}, SINCE))
+        for batch in stream:
             count += len(batch.upserts)
             etags.update({o.href: o.etag for o in batch.upserts})
-            if batch.done:
-                cursors[col.id] = batch.cursor or ""
+        cursors[col.id] = stream.cursor or ""
         known[col.id] = etags
     return cursors, known, count
 

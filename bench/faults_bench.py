@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from syncd.context import AccountContext
 from syncd.errors import SyncdError
-from syncd_connectors.base import Collection
+from syncd_connectors.base import ChangeStream, Collection
 from syncd_connectors.caldav import CaldavConnector
 from tests.caldav.proxy import CountingProxy
 from tests.servers import Seeder, start_radicale
@@ -50,12 +50,12 @@ def run(conn: CaldavConnector, col: Collection, cursor: str | None,
     held = dict(known)
     started = time.perf_counter()
     try:
-        for batch in conn.changes(col, cursor, known, SINCE):
+        stream = ChangeStream(conn.changes(col, cursor, known, SINCE))
+        for batch in stream:
             held.update({o.href: o.etag for o in batch.upserts})
             for h in batch.deletes:
                 held.pop(h, None)
-            if batch.done:
-                return True, batch.cursor, held, time.perf_counter() - started
+        return True, stream.cursor, held, time.perf_counter() - started
     except SyncdError:
         pass
     return False, cursor, held, time.perf_counter() - started

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from syncd.context import AccountContext
+from syncd_connectors.base import ChangeStream
 from syncd_connectors.google import GoogleConnector
 from tests.google.emulator import GoogleEmulator
 
@@ -54,11 +55,13 @@ def one_pass(emu: GoogleEmulator, ctx: AccountContext, cursors: dict[str, str | 
     objects = 0
     for coll in conn.collections():
         seen = known.setdefault(coll.id, {})
-        for batch in conn.changes(coll, cursors.get(coll.id), seen, dt.datetime(2020, 1, 1, tzinfo=dt.UTC)):
+        stream = ChangeStream(conn.changes(coll, cursors.get(coll.id), seen, dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+        for batch in stream:
             objects += len(batch.upserts)
             seen.update({o.href: o.etag for o in batch.upserts})
-            if batch.done:
-                cursors[coll.id] = batch.cursor
+            for href in batch.deletes:
+                seen.pop(href, None)
+        cursors[coll.id] = stream.cursor
     conn.list_tasks()
     conn.close()
     return len(emu.requests) - before, time.perf_counter() - t0, objects

@@ -8,21 +8,27 @@ inspects what was written. It counts its calls like a server counts requests.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from syncd import clock, taskical
-from syncd.config import Option
 from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
     ChangeBatch,
+    Changes,
     Collection,
-    Connector,
+    ContactSource,
+    EventSource,
+    Option,
     RawObject,
     RemoteTask,
+    TaskSink,
     TaskSpec,
+    absent,
+    cancelled_task_ical,
+    read_task_ical,
+    task_ical,
 )
 
 
@@ -45,13 +51,10 @@ class MemoryStore:
         table.setdefault(collection, {})[href] = (f"e{self._rev}", data)
 
 
-class MemoryConnector(Connector):
+class MemoryConnector(EventSource, ContactSource, TaskSink):
     """Serves a ``MemoryStore``; follow-ups are kept as iCalendar text."""
 
     options: ClassVar[dict[str, Option]] = {"tasks_as": Option("str", "todo", "todo or event")}
-    events = True
-    contacts = True
-    tasks = True
     stores: ClassVar[dict[str, MemoryStore]] = {}
 
     def __init__(self, name: str, options: Mapping[str, Any], ctx: Any) -> None:
@@ -75,20 +78,23 @@ class MemoryConnector(Connector):
         ]
 
     def changes(self, collection: Collection, cursor: str | None, known: Mapping[str, str],
-                since: dt.datetime) -> Iterator[ChangeBatch]:
-        """Objects whose etag differs from ``known``; hrefs gone."""
+                since: dt.datetime) -> Changes:
+        """Objects whose etag differs from ``known``; hrefs gone (a whole listing: no cursor)."""
         self._call(f"changes {collection.id}")
         table = self.store.calendars if collection.kind == EVENTS else self.store.addressbooks
         items = table.get(collection.id, {})
         ups = [RawObject(h, e, d) for h, (e, d) in sorted(items.items()) if known.get(h) != e]
-        yield ChangeBatch(upserts=ups, deletes=sorted(set(known) - set(items)), done=True)
+        gone = absent(known, items)
+        if ups or gone:
+            yield ChangeBatch(upserts=ups, deletes=gone)
+        return None
 
     def list_tasks(self) -> dict[str, RemoteTask]:
         """Tasks the store holds that syncd wrote."""
         self._call("list_tasks")
         out = {}
         for data in self.store.tasks.values():
-            task = taskical.read(data)
+            task = read_task_ical(data)
             if task is not None:
                 out[task.uid] = task
         return out
@@ -97,12 +103,12 @@ class MemoryConnector(Connector):
         """Create unless present."""
         self._call(f"put_task {task.uid}")
         if task.uid not in self.store.tasks:
-            self.store.tasks[task.uid] = taskical.render(task, clock.now(), self.opts.get("tasks_as") == "event")
+            self.store.tasks[task.uid] = task_ical(task, self.opts.get("tasks_as") == "event")
 
     def cancel_task(self, uid: str) -> None:
         """STATUS:CANCELLED."""
         self._call(f"cancel_task {uid}")
         if uid in self.store.tasks:
-            new = taskical.cancelled(self.store.tasks[uid], clock.now())
+            new = cancelled_task_ical(self.store.tasks[uid])
             if new is not None:
                 self.store.tasks[uid] = new

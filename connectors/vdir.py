@@ -15,22 +15,33 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from syncd import clock, events, taskical
-from syncd.config import Invalid, Option, choice, expanded_path
-from syncd.errors import AccountError, PreconditionFailed
+from syncd import events
+from syncd.config import expanded_path
 from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
+    AccountError,
     ChangeBatch,
+    Changes,
     Collection,
-    Connector,
+    ContactSource,
+    EventSource,
+    Invalid,
+    Option,
+    PreconditionFailed,
     RawObject,
     RemoteTask,
+    TaskSink,
     TaskSpec,
+    absent,
+    cancelled_task_ical,
+    choice,
+    read_task_ical,
+    task_ical,
 )
 
 log = logging.getLogger(__name__)
@@ -100,7 +111,7 @@ def _parse_path_list(value: Any) -> list[str]:
     return list(value)
 
 
-class VdirConnector(Connector):
+class VdirConnector(EventSource, ContactSource, TaskSink):
     """Reads calendars and address books from folders; writes follow-ups into one."""
 
     options: ClassVar[dict[str, Option]] = {
@@ -109,9 +120,6 @@ class VdirConnector(Connector):
         "tasks": Option(_expanded, None, "the folder follow-ups are written into; created if missing"),
         "tasks_as": Option(choice("todo", "event"), "todo", '"todo" (VTODO) or "event" (all-day VEVENT)'),
     }
-    events = True
-    contacts = True
-    tasks = True
     secret_kind = None  # local folders need no password
 
     def __init__(self, name: str, options: Mapping[str, Any], ctx: Any) -> None:
@@ -147,16 +155,16 @@ class VdirConnector(Connector):
 
     def changes(
         self, collection: Collection, cursor: str | None, known: Mapping[str, str], since: dt.datetime
-    ) -> Iterator[ChangeBatch]:
-        """Files whose mtime or size changed, and files gone since the ledger saw them."""
+    ) -> Changes:
+        """Files whose mtime or size changed, and files gone since the ledger saw them
+        (the scan is the whole folder: no cursor is kept)."""
         folder = Path(collection.id)
         try:
             now = _scan(folder, ".ics" if collection.kind == EVENTS else ".vcf")
         except OSError as exc:
             raise AccountError(f"cannot list {folder}: {exc.strerror}") from None
         changed = sorted(n for n, tag in now.items() if known.get(n) != tag)
-        gone = sorted(set(known) - set(now))
-        batch = ChangeBatch(deletes=gone, total=len(changed))
+        batch = ChangeBatch(deletes=absent(known, now), total=len(changed))
         for name in changed:
             try:
                 batch.upserts.append(RawObject(href=name, etag=now[name], data=_read(folder / name)))
@@ -167,9 +175,9 @@ class VdirConnector(Connector):
             if len(batch.upserts) >= BATCH:
                 yield batch
                 batch = ChangeBatch()
-        batch.done = True
-        batch.cursor = None
-        yield batch
+        if batch.upserts or batch.deletes:
+            yield batch
+        return None
 
     # -- task sink -------------------------------------------------------------
     def _tasks(self) -> Path:
@@ -195,7 +203,7 @@ class VdirConnector(Connector):
             entry = cache.get(name)
             if entry is None or entry[0] != tag:
                 try:
-                    task = taskical.read(_read(folder / name))
+                    task = read_task_ical(_read(folder / name))
                 except OSError:
                     continue
                 entry = [tag, None if task is None else [task.uid, task.completed, _iso(task.completed_at),
@@ -212,7 +220,7 @@ class VdirConnector(Connector):
 
     def put_task(self, task: TaskSpec) -> None:
         """Write ``<uid>.ics`` unless it exists."""
-        text = taskical.render(task, clock.now(), as_event=self.opts.get("tasks_as") == "event")
+        text = task_ical(task, as_event=self.opts.get("tasks_as") == "event")
         _write_new(self._tasks(), f"{task.uid}.ics", text)
 
     def cancel_task(self, uid: str) -> None:
@@ -222,7 +230,7 @@ class VdirConnector(Connector):
         for _ in range(3):
             try:
                 before = path.stat()
-                text = taskical.cancelled(_read(path), clock.now())
+                text = cancelled_task_ical(_read(path))
             except FileNotFoundError:
                 return  # the user deleted it meanwhile
             if text is None:

@@ -4,8 +4,8 @@ Public API: ``Ingest`` (``sync_account``, ``window``, ``refresh_window``),
 ``AccountResult`` and ``bump``.
 
 Each batch of remote changes commits with the occurrences it implies; a collection's
-cursor commits with its last batch, so a crash loses nothing committed and a rerun
-goes on from there. Recurring series are expanded over a window (from the earliest
+cursor commits once its listing ended, after its last batch, so a crash loses nothing
+committed and a rerun goes on from there. Recurring series are expanded over a window (from the earliest
 backfill start to past the horizon) and expanded further as time moves on.
 """
 
@@ -25,7 +25,15 @@ from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import AccountError, ParseError, SyncdError
 from syncd.ledger import Ledger, disk_full, iso, occurrence_json, record_json
-from syncd_connectors.base import CONTACTS, EVENTS, ChangeBatch, Collection, Connector, RawObject
+from syncd_connectors.base import (
+    CONTACTS,
+    EVENTS,
+    ChangeBatch,
+    ChangeStream,
+    Collection,
+    Connector,
+    RawObject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +139,10 @@ class Ingest:
         for coll, row in rows.items():
             known = self.ledger.etags(row.id)
             mentioned: set[str] = set()
-            batches = _believed(conn.changes(coll, row.cursor, known, start), known, name, coll,
-                                name in self.allow_empty)
-            for batch in batches:
+            stream = ChangeStream(conn.changes(coll, row.cursor, known, start))
+            for batch in _believed(stream, known, name, coll, name in self.allow_empty):
+                if not (batch.upserts or batch.deletes):
+                    continue
                 with self.ledger.transaction():
                     for obj in batch.upserts:
                         mentioned.add(obj.href)
@@ -145,16 +154,13 @@ class Ingest:
                         if href in known or href in mentioned:
                             self._remove(name, row.id, href, start, end)
                             result.changed += 1
-                    mentioned.update(batch.seen)
-                    if batch.done:
-                        if batch.full:
-                            for href in set(known) - mentioned:
-                                self._remove(name, row.id, href, start, end)
-                                result.changed += 1
-                        self.ledger.set_cursor(row.id, batch.cursor, self.now())
                     self.accounts.save_state(name, ctx)
                 if self.progress and (batch.upserts or batch.total):
                     self.progress(name, coll.name, len(batch.upserts), batch.total)
+            # The listing ended (a raise above leaves the old cursor): every batch is in.
+            with self.ledger.transaction():
+                self.ledger.set_cursor(row.id, stream.cursor, self.now())
+                self.accounts.save_state(name, ctx)
 
     def _apply(self, account: str, coll: Collection, cid: int, obj: RawObject,
                start: dt.datetime, end: dt.datetime) -> int:
@@ -267,24 +273,21 @@ def _believed(batches: Iterable[ChangeBatch], known: Mapping[str, str], account:
     held: list[ChangeBatch] = []
     passing = not known  # nothing to lose: nothing to check
     for batch in batches:
-        if not passing and (batch.upserts or batch.seen):
+        if not passing and batch.upserts:
             passing = True
             yield from held
             held.clear()
         if passing:
             yield batch
-            continue
-        held.append(batch)
-        if batch.done:
-            gone = {h for b in held for h in b.deletes} | (set(known) if batch.full else set())
-            if set(known) <= gone:
-                if not allow:
-                    raise AccountError(
-                        f"account {account!r}: {coll.kind} collection {coll.name!r} held {len(known)} "
-                        "objects and now lists none; not believed, nothing deleted (an unmounted "
-                        "folder? a server problem?). If it really is empty: "
-                        f"syncd sync --allow-empty {account}")
-                log.warning("account %s: %s is empty now; accepted (--allow-empty)", account, coll.name)
-            yield from held
-            held.clear()
+        else:
+            held.append(batch)
+    # The listing ended with deletions only (or nothing at all).
+    if held and set(known) <= {h for b in held for h in b.deletes}:
+        if not allow:
+            raise AccountError(
+                f"account {account!r}: {coll.kind} collection {coll.name!r} held {len(known)} "
+                "objects and now lists none; not believed, nothing deleted (an unmounted "
+                "folder? a server problem?). If it really is empty: "
+                f"syncd sync --allow-empty {account}")
+        log.warning("account %s: %s is empty now; accepted (--allow-empty)", account, coll.name)
     yield from held

@@ -28,9 +28,11 @@ class Registry(Mapping[str, type]):
         if kind not in self._loaded:
             ep = self._eps[kind]
             try:
-                self._loaded[kind] = ep.load()
+                cls = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down
                 raise UnavailableError(f"connector {kind!r} could not be loaded: {exc}") from exc
+            _check(kind, ep, cls)
+            self._loaded[kind] = cls
         return self._loaded[kind]
 
     def __iter__(self) -> Iterator[str]:
@@ -41,6 +43,18 @@ class Registry(Mapping[str, type]):
 
     def __contains__(self, kind: object) -> bool:
         return kind in self._eps
+
+
+def _check(kind: str, ep: EntryPoint, cls: type) -> None:
+    """Refuse a class that is no connector or misses a method of a role it claims."""
+    from syncd_connectors.base import Connector, missing_methods
+
+    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+        raise UnavailableError(f"connector {kind!r} ({ep.value}) is not a syncd_connectors.base.Connector")
+    missing = missing_methods(cls)
+    if missing:
+        raise UnavailableError(f"connector {kind!r} ({ep.value}) is incomplete: its roles require "
+                               + ", ".join(f"{m}()" for m in missing))
 
 
 @functools.cache

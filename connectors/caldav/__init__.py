@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -23,13 +23,15 @@ from syncd.errors import MISSING, AccountError
 from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
-    ChangeBatch,
+    Changes,
     Collection,
-    Connector,
+    ContactSource,
     Context,
+    EventSource,
     RemoteTask,
     TaskSpec,
 )
+from syncd_connectors.base import TaskSink as TaskSinkRole
 from syncd_connectors.caldav import dav, discovery, sync
 from syncd_connectors.caldav.http import Http
 from syncd_connectors.caldav.tasks import TaskSink
@@ -40,7 +42,7 @@ DISCOVERY_KEY = "caldav.discovery"
 TIMEOUT = 120.0  # read timeout: a cold Radicale lists 10,000 objects slowly
 
 
-class CaldavConnector(Connector):
+class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
     """A CalDAV + CardDAV server (Radicale, Xandikos, Nextcloud, Fastmail, ...)."""
 
     options: ClassVar[dict[str, Option]] = {
@@ -52,9 +54,6 @@ class CaldavConnector(Connector):
         "tasks_as": Option(choice("todo", "event"), "todo", '"todo" (VTODO) or "event" (VEVENT)'),
         "verify": Option("verify", True, "TLS: true, false, or a CA bundle path"),
     }
-    events: ClassVar[bool] = True
-    contacts: ClassVar[bool] = True
-    tasks: ClassVar[bool] = True
 
     def __init__(self, name: str, options: Mapping[str, Any], ctx: Context) -> None:
         super().__init__(name, options, ctx)
@@ -151,13 +150,13 @@ class CaldavConnector(Connector):
         cursor: str | None,
         known: Mapping[str, str],
         since: dt.datetime,
-    ) -> Iterator[ChangeBatch]:
+    ) -> Changes:
         """Changes since ``cursor``: sync-collection, or an etag comparison with ``known``."""
         info = self._info(collection)
         try:
-            yield from sync.changes(
+            return (yield from sync.changes(
                 self.http, collection.id, collection.kind, cursor, known, bool(info.get("sync", True))
-            )
+            ))
         except sync.Gone:
             self._forget_layout()
             raise

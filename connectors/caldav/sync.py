@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from syncd.errors import TransientError
-from syncd_connectors.base import CONTACTS, ChangeBatch, RawObject
+from syncd_connectors.base import CONTACTS, ChangeBatch, Changes, RawObject
 from syncd_connectors.caldav import dav
 from syncd_connectors.caldav.http import Http
 
@@ -277,44 +277,33 @@ def fetch(http: Http, href: str, kind: str, hrefs: list[str]) -> Iterator[Fetche
 
 def changes(
     http: Http, href: str, kind: str, cursor: str | None, known: Mapping[str, str], sync: bool
-) -> Iterator[ChangeBatch]:
-    """The ``Connector.changes`` of one collection; the cursor is JSON ``{"token": ...}``.
+) -> Changes:
+    """The ``Connector.changes`` of one collection; returns the cursor, JSON ``{"token": ...}``.
 
     Nothing is deleted for being absent from a listing: a full listing's absentees are
-    fetched like changed objects, and only those a GET answers 404 for are deleted. When
-    such an absentee turns out to exist, the listing was partial: its token is not kept
-    (the next pass lists everything again).
+    fetched like changed objects, and only those a GET answers 404 for are named
+    deleted (with the sync-collection's 404 entries). When such an absentee turns out
+    to exist, the listing was partial: its token is not kept (the next pass lists
+    everything again).
     """
     token = _token(cursor) if sync else None
     found = listing(http, href, token, known, sync)
     todo = [h for h, etag in found.present.items() if not etag or known.get(h) != etag]
     absent = [h for h in known if h not in found.present] if found.full else []
-    changed = set(todo)
-    seen = [h for h in found.present if h not in changed] if found.full else []
     deletes = [h for h in found.deleted if h not in found.present]
     new_token = found.token
-    batches = fetch(http, href, kind, todo + absent)
     absentees = set(absent)
-    pending = next(batches, None)
-    first = True
-    while True:
-        nxt = next(batches, None) if pending is not None else None
-        last = nxt is None
-        got = pending or Fetched()
+    total: int | None = len(todo) + len(absent)  # the listing says how many to fetch: a progress bar's total
+    for got in fetch(http, href, kind, todo + absent):
         if any(o.href in absentees for o in got.objects):
             log.info("account %s: %s: the listing left out objects that exist; "
                      "listing everything next pass", http.account, href)
             new_token = None
-        batch = ChangeBatch(upserts=got.objects, deletes=list(got.gone))
-        if first:
-            batch.deletes, batch.seen, first = deletes + batch.deletes, seen, False
-            batch.total = len(todo) + len(absent)  # the listing says how many to fetch: a progress bar's total
-        if last:
-            batch.done, batch.cursor, batch.full = True, json.dumps({"token": new_token}), found.full
-        yield batch
-        if last:
-            return
-        pending = nxt
+        yield ChangeBatch(upserts=got.objects, deletes=deletes + got.gone, total=total)
+        deletes, total = [], None
+    if deletes:  # nothing to fetch: the deletions alone
+        yield ChangeBatch(deletes=deletes)
+    return json.dumps({"token": new_token})
 
 
 def _token(cursor: str | None) -> str | None:

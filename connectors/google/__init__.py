@@ -14,7 +14,7 @@ id, the user's address), ``self_emails`` (addresses Google marked ``self``),
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -25,13 +25,15 @@ from syncd.errors import AccountError
 from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
-    ChangeBatch,
+    Changes,
     Collection,
-    Connector,
+    ContactSource,
     Context,
+    EventSource,
     RemoteTask,
     TaskSpec,
 )
+from syncd_connectors.base import TaskSink as TaskSinkRole
 from syncd_connectors.google import auth
 from syncd_connectors.google.calendar import CalendarSource
 from syncd_connectors.google.client import Client, status_of
@@ -43,7 +45,7 @@ __all__ = ["GoogleConnector"]
 CALENDARS_KEY, EMAIL_KEY, SELF_KEY = "calendars", "email", "self_emails"
 
 
-class GoogleConnector(Connector):
+class GoogleConnector(EventSource, ContactSource, TaskSinkRole):
     """A Google account (OAuth token in the keyring, see SPEC §3)."""
 
     options: ClassVar[dict[str, Option]] = {
@@ -55,9 +57,6 @@ class GoogleConnector(Connector):
         "client_secrets": Option("path", None, "the OAuth client JSON, for `syncd auth`"),
         "api_root": Option("url", None, "replaces Google's API roots (tests, proxies)"),
     }
-    events: ClassVar[bool] = True
-    contacts: ClassVar[bool] = True
-    tasks: ClassVar[bool] = True
     secret_kind: ClassVar[str | None] = "oauth"
 
     def __init__(self, name: str, options: Mapping[str, Any], ctx: Context) -> None:
@@ -134,19 +133,17 @@ class GoogleConnector(Connector):
         return out
 
     def changes(self, collection: Collection, cursor: str | None, known: Mapping[str, str],
-                since: dt.datetime) -> Iterator[ChangeBatch]:
+                since: dt.datetime) -> Changes:
         if collection.kind == CONTACTS:
-            yield from self._people.changes(cursor)
-            return
+            return (yield from self._people.changes(cursor, known))
         try:
-            for batch in self._calendar.changes(collection, cursor, known, since):
-                if batch.done:
-                    self.self_addresses()  # persist what this calendar taught
-                yield batch
+            token = yield from self._calendar.changes(collection, cursor, known, since)
         except AccountError:
             if self._calendar.stale:  # resolve the configured names again next pass
                 self.ctx.set_state(CALENDARS_KEY, None)
             raise
+        self.self_addresses()  # persist what this calendar taught
+        return token
 
     # -- task sink -------------------------------------------------------------
     def list_tasks(self) -> dict[str, RemoteTask]:

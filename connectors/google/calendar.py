@@ -16,8 +16,9 @@ Listing (Google's "Synchronize resources efficiently" guide): ``events.list`` wi
 ``nextPageToken``; ``nextSyncToken`` comes on the last page only. ``syncToken`` cannot
 be combined with ``timeMin``/``timeMax``/``updatedMin``, so ``timeMin`` (the backfill
 bound) is used on the first full sync only; a 410 ``fullSyncRequired`` re-lists the
-whole calendar without ``timeMin`` (so the core's reconciliation does not drop events
-older than the bound) and marks the last batch ``full``.
+whole calendar without ``timeMin`` and names every known event it no longer lists as
+deleted (so no event older than the bound is dropped). A full listing yields only
+events whose etag changed.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import icalendar
 from googleapiclient.errors import HttpError
 
 from syncd.errors import AccountError
-from syncd_connectors.base import ChangeBatch, Collection, RawObject
+from syncd_connectors.base import ChangeBatch, Changes, Collection, RawObject, absent
 from syncd_connectors.google.client import Client, status_of
 
 log = logging.getLogger(__name__)
@@ -140,25 +141,23 @@ class CalendarSource:
         return self.client.service("calendar")
 
     def changes(self, collection: Collection, cursor: str | None, known: Mapping[str, str],
-                since: dt.datetime) -> Iterator[ChangeBatch]:
-        """Batches of one calendar; see the module docstring for the protocol."""
+                since: dt.datetime) -> Changes:
+        """Batches of one calendar, then its sync token; see the module docstring."""
         if cursor:
             try:
-                yield from self._list(collection, known, sync_token=cursor)
-                return
+                return (yield from self._list(collection, known, sync_token=cursor))
             except HttpError as exc:
                 if status_of(exc) != 410:
                     raise self._error(collection, exc) from exc
                 log.info("account %s: calendar %s: sync token expired, full re-list",
                          self.account, collection.name)
-            yield from self._list(collection, known, full=True)
-            return
+            return (yield from self._list(collection, known, full=True))
         # First sync: bound by `since` only when the ledger holds nothing to reconcile.
         time_min = None if known else since
-        yield from self._list(collection, known, full=True, time_min=time_min)
+        return (yield from self._list(collection, known, full=True, time_min=time_min))
 
     def _list(self, collection: Collection, known: Mapping[str, str], *, sync_token: str | None = None,
-              full: bool = False, time_min: dt.datetime | None = None) -> Iterator[ChangeBatch]:
+              full: bool = False, time_min: dt.datetime | None = None) -> Changes:
         params: dict[str, Any] = {"calendarId": collection.id, "singleEvents": False,
                                   "showDeleted": True, "maxResults": PAGE_SIZE}
         if sync_token:
@@ -166,26 +165,30 @@ class CalendarSource:
         if time_min is not None:
             params["timeMin"] = time_min.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         masters: dict[str, str] = {}
+        listed: set[str] = set()
         pages = self.client.pages(self.api.events().list, f"events of {collection.name}", **params)
-        try:
-            page = next(pages)
-        except HttpError as exc:
-            if status_of(exc) == 410 and sync_token:
-                raise
-            raise self._error(collection, exc) from exc
-        while page is not None:
-            batch = self._batch(collection, page.get("items") or [], known, masters, full)
+        page: dict[str, Any] = {}
+        first = True
+        while True:
             try:
-                following = next(pages)
+                page = next(pages)
             except StopIteration:
-                following = None
+                break
             except HttpError as exc:
+                if status_of(exc) == 410 and sync_token and first:
+                    raise  # the caller re-lists
                 raise self._error(collection, exc) from exc
-            if following is None:
-                batch.done, batch.full = True, full
-                batch.cursor = page.get("nextSyncToken")
-            yield batch
-            page = following
+            first = False
+            items = page.get("items") or []
+            listed.update(ev["id"] for ev in items)
+            batch = self._batch(collection, items, known, masters, full)
+            if batch.upserts or batch.deletes:
+                yield batch
+        if full:  # the whole calendar: what it no longer lists is gone
+            gone = absent(known, listed)
+            if gone:
+                yield ChangeBatch(deletes=gone)
+        return page.get("nextSyncToken")
 
     def _batch(self, collection: Collection, items: list[dict[str, Any]], known: Mapping[str, str],
                masters: dict[str, str], full: bool) -> ChangeBatch:
@@ -200,8 +203,7 @@ class CalendarSource:
                 batch.deletes.append(ev["id"])
                 continue
             if full and known.get(ev["id"]) == ev.get("etag"):
-                batch.seen.append(ev["id"])
-                continue
+                continue  # unchanged
             uid = self._uid(collection, ev, masters) if instance else ev.get("iCalUID") or ev["id"]
             batch.upserts.append(RawObject(href=ev["id"], etag=ev.get("etag", ""), data=to_ical(ev, uid)))
         return batch

@@ -8,21 +8,21 @@ Group names come from ``contactGroups.list``, cached in the account state
 
 Sync: ``people.connections.list`` with ``requestSyncToken=True``; the token comes on
 the last page. An expired token is HTTP 400 with reason ``EXPIRED_SYNC_TOKEN`` (not
-410): one full listing, marked ``full``. Deleted contacts come back with
-``metadata.deleted`` and become deletes.
+410): one full listing, which names every known contact it no longer lists as deleted.
+Deleted contacts come back with ``metadata.deleted`` and become deletes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import vobject
 from googleapiclient.errors import HttpError
 
 from syncd.errors import AccountError
-from syncd_connectors.base import ChangeBatch, Collection, Context, RawObject
+from syncd_connectors.base import ChangeBatch, Changes, Collection, Context, RawObject, absent
 from syncd_connectors.google.client import Client, status_of
 
 log = logging.getLogger(__name__)
@@ -129,19 +129,19 @@ class PeopleSource:
         self._groups_fresh = True
         return names
 
-    def changes(self, cursor: str | None) -> Iterator[ChangeBatch]:
-        """Batches of the contacts; the last carries the new sync token."""
+    def changes(self, cursor: str | None, known: Mapping[str, str]) -> Changes:
+        """Batches of the contacts, then the new sync token."""
         if cursor:
             try:
-                yield from self._list(cursor, full=False)
-                return
+                return (yield from self._list(cursor, known))
             except HttpError as exc:
                 if not is_expired_token(exc):
                     raise self._error(exc) from exc
                 log.info("account %s: contacts: sync token expired, full re-list", self.ctx.account)
-        yield from self._list(None, full=True)
+        return (yield from self._list(None, known))
 
-    def _list(self, token: str | None, full: bool) -> Iterator[ChangeBatch]:
+    def _list(self, token: str | None, known: Mapping[str, str]) -> Changes:
+        """One listing: incremental from ``token``, or the whole address book (None)."""
         params: dict[str, Any] = {"resourceName": "people/me", "personFields": PERSON_FIELDS,
                                   "pageSize": 1000, "requestSyncToken": True}
         if token:
@@ -149,23 +149,31 @@ class PeopleSource:
         pages = self.client.pages(self.api.people().connections().list, "contacts", **params)
         try:
             page = next(pages)
+        except StopIteration:
+            return None
         except HttpError as exc:
             if token and is_expired_token(exc):
                 raise
             raise self._error(exc) from exc
-        groups = self.groups(refresh=full and not self._groups_fresh)
-        while page is not None:
-            batch = self._batch(page.get("connections") or [], groups)
+        groups = self.groups(refresh=token is None and not self._groups_fresh)
+        listed: set[str] = set()
+        while True:
+            people = page.get("connections") or []
+            listed.update(p["resourceName"] for p in people)
+            batch = self._batch(people, groups)
+            if batch.upserts or batch.deletes:
+                yield batch
             try:
-                following = next(pages)
+                page = next(pages)
             except StopIteration:
-                following = None
+                break
             except HttpError as exc:
                 raise self._error(exc) from exc
-            if following is None:
-                batch.done, batch.full, batch.cursor = True, full, page.get("nextSyncToken")
-            yield batch
-            page = following
+        if token is None:  # the whole address book: what it no longer lists is gone
+            gone = absent(known, listed)
+            if gone:
+                yield ChangeBatch(deletes=gone)
+        return page.get("nextSyncToken")
 
     def _batch(self, people: list[dict[str, Any]], groups: dict[str, str]) -> ChangeBatch:
         batch = ChangeBatch()

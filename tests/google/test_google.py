@@ -11,7 +11,7 @@ import pytest
 import vobject
 
 from syncd.errors import AuthError, SecretUnavailable, SyncdError, TransientError
-from syncd_connectors.base import ChangeBatch, TaskSpec
+from syncd_connectors.base import ChangeBatch, ChangeStream, TaskSpec
 from syncd_connectors.google import GoogleConnector, auth
 from syncd_connectors.google.tasks import PENDING, event_id
 from tests.google.emulator import GoogleEmulator
@@ -34,9 +34,19 @@ def meeting(n: int, **extra: Any) -> dict[str, Any]:
     }
 
 
+class Drained(list[ChangeBatch]):
+    """The batches of one listing, and the cursor it returned."""
+
+    cursor: str | None = None
+
+
 def drain(conn: GoogleConnector, coll: Any, cursor: str | None = None,
-          known: dict[str, str] | None = None) -> list[ChangeBatch]:
-    return list(conn.changes(coll, cursor, known or {}, SINCE))
+          known: dict[str, str] | None = None) -> Drained:
+    stream = ChangeStream(conn.changes(coll, cursor, known or {}, SINCE))
+    out = Drained(stream)
+    assert stream.ended
+    out.cursor = stream.cursor
+    return out
 
 
 def vevents(text: str) -> list[Any]:
@@ -63,8 +73,7 @@ def test_backfill_pages_and_cursor(google_emulator: GoogleEmulator, make_connect
         cal.PAGE_SIZE = old
     assert coll.id == EMAIL and coll.name == "Alice"
     assert [len(b.upserts) for b in batches] == [2, 2, 1]
-    assert [b.done for b in batches] == [False, False, True]
-    assert batches[-1].cursor and not any(b.cursor for b in batches[:-1])
+    assert batches.cursor  # the last page's nextSyncToken
     lists = [r for r in google_emulator.requests if r.path.endswith("/events")]
     assert lists[0].query["singleEvents"] == "false" and lists[0].query["showDeleted"] == "true"
     assert "timeMin" in lists[0].query and "syncToken" not in lists[0].query
@@ -116,11 +125,12 @@ def test_incremental_and_cancellations(google_emulator: GoogleEmulator, make_con
         2, recurrence=["RRULE:FREQ=DAILY;COUNT=5"]))
     conn = make_connector()
     coll = conn.collections()[0]
-    cursor = drain(conn, coll)[-1].cursor
+    cursor = drain(conn, coll).cursor
     google_emulator.update_event(EMAIL, single["id"], summary="Renamed")
     google_emulator.cancel_instance(EMAIL, master["id"], {"dateTime": "2024-01-02T11:00:00Z"})
-    [batch] = drain(conn, coll, cursor)
-    assert batch.done and batch.cursor and batch.cursor != cursor and not batch.full
+    out = drain(conn, coll, cursor)
+    [batch] = out
+    assert out.cursor and out.cursor != cursor and not batch.deletes
     by_href = {o.href: vevents(o.data)[0] for o in batch.upserts}
     assert by_href[single["id"]]["summary"] == "Renamed"
     override = by_href[master["id"] + "_20240102T110000Z"]
@@ -129,22 +139,26 @@ def test_incremental_and_cancellations(google_emulator: GoogleEmulator, make_con
     assert override.decoded("dtstart") == override.decoded("recurrence-id")
     assert google_emulator.requests[-2].query.get("syncToken") == cursor
     google_emulator.cancel_event(EMAIL, single["id"])
-    [batch] = drain(conn, coll, batch.cursor)
+    [batch] = drain(conn, coll, out.cursor)
     assert batch.deletes == [single["id"]] and not batch.upserts
 
 
 def test_410_full_relist(google_emulator: GoogleEmulator, make_connector: Any) -> None:
-    a = google_emulator.add_event(EMAIL, meeting(1))
+    google_emulator.add_event(EMAIL, meeting(1))
     b = google_emulator.add_event(EMAIL, meeting(2))
+    c = google_emulator.add_event(EMAIL, meeting(3))
     conn = make_connector()
     coll = conn.collections()[0]
-    first = drain(conn, coll)[-1]
-    known = {o.href: o.etag for o in first.upserts}
+    first = drain(conn, coll)
+    known = {o.href: o.etag for o in first[-1].upserts}
     google_emulator.update_event(EMAIL, b["id"], summary="changed")
+    del google_emulator.calendars[EMAIL]["events"][c["id"]]  # gone for good: the re-list omits it
     google_emulator.expire_sync_tokens()
-    [batch] = drain(conn, coll, first.cursor, known)
-    assert batch.full and batch.done and batch.cursor
-    assert batch.seen == [a["id"]] and [o.href for o in batch.upserts] == [b["id"]]
+    out = drain(conn, coll, first.cursor, known)
+    assert out.cursor and out.cursor != first.cursor
+    # only what changed comes back; what the whole re-list no longer holds is named deleted
+    assert [o.href for b in out for o in b.upserts] == [b["id"]]
+    assert [h for b in out for h in b.deletes] == [c["id"]]
     events = [r for r in google_emulator.requests if r.path.endswith("/events")]
     assert events[-2].status == 410 and "timeMin" not in events[-1].query
     assert "syncToken" not in events[-1].query
@@ -192,8 +206,9 @@ def test_contacts_vcard_and_groups(google_emulator: GoogleEmulator, make_connect
     conn = make_connector()
     coll = conn.collections()[-1]
     assert (coll.id, coll.kind) == ("people/me/connections", "contacts")
-    [batch] = drain(conn, coll)
-    assert batch.done and batch.full and batch.cursor and len(batch.upserts) == 3
+    out = drain(conn, coll)
+    [batch] = out
+    assert out.cursor and len(batch.upserts) == 3
     card = vobject.readOne(batch.upserts[0].data)
     assert card.fn.value == "Bob Stone 0" and card.uid.value == batch.upserts[0].href
     assert card.n.value.family == "Stone 0" and card.nickname.value == "Bobby0"
@@ -212,17 +227,18 @@ def test_contacts_paging_sync_and_expiry(google_emulator: GoogleEmulator, make_c
     conn = make_connector(calendars=["primary"])
     coll = conn.collections()[-1]
     batches = drain(conn, coll)
-    assert [len(b.upserts) for b in batches] == [1000, 5] and batches[-1].cursor
+    assert [len(b.upserts) for b in batches] == [1000, 5] and batches.cursor
     google_emulator.delete_person(people[3]["resourceName"])
     google_emulator.update_person(people[4]["resourceName"], names=[{"displayName": "New Name"}])
-    [batch] = drain(conn, coll, batches[-1].cursor)
-    assert batch.deletes == [people[3]["resourceName"]] and not batch.full
+    incremental = drain(conn, coll, batches.cursor)
+    [batch] = incremental
+    assert batch.deletes == [people[3]["resourceName"]]
     assert [vobject.readOne(o.data).fn.value for o in batch.upserts] == ["New Name"]
     google_emulator.expire_sync_tokens()
     groups_before = google_emulator.count("GET", "contactGroups")
     conn = make_connector(calendars=["primary"])  # a new pass
-    out = drain(conn, coll, batch.cursor)
-    assert out[-1].full and out[-1].cursor and sum(len(b.upserts) for b in out) == 1004
+    out = drain(conn, coll, incremental.cursor)
+    assert out.cursor and sum(len(b.upserts) for b in out) == 1004
     assert [r.status for r in google_emulator.requests if r.path.endswith("/connections")][-3] == 400
     assert google_emulator.count("GET", "contactGroups") == groups_before + 1
 
@@ -238,7 +254,7 @@ def test_no_change_pass_request_count(google_emulator: GoogleEmulator, make_conn
     def one_pass(cursors: dict[str, str | None]) -> None:
         conn = make_connector(**options)
         for coll in conn.collections():
-            cursors[coll.id] = drain(conn, coll, cursors.get(coll.id))[-1].cursor
+            cursors[coll.id] = drain(conn, coll, cursors.get(coll.id)).cursor
         conn.list_tasks()
 
     cursors: dict[str, str | None] = {}
