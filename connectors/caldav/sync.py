@@ -406,10 +406,10 @@ def changes(
     if with_data and found.token is not None and found.present and not found.objects:
         strategy[href] = LISTING_ONLY  # it refused the data (or sent none): not asked again
     todo = [h for h, etag in found.present.items() if not etag or known.get(h) != etag]
+    changed = set(todo)
     carried = [found.objects[h] for h in todo if h in found.objects]
     todo = [h for h in todo if h not in found.objects]
     absent = [h for h in known if h not in found.present] if found.full else []
-    changed = set(todo)
     seen = [h for h in found.present if h not in changed] if found.full else []
     deletes = [h for h in found.deleted if h not in found.present]
     new_token = found.token
