@@ -188,7 +188,7 @@ def _raw_data(content: bytes, ns: str) -> dict[str, str]:
     """href -> data, by a regex: the floor does no XML parse (the data is counted, not read)."""
     tag = "address-data" if ns == "CR" else "calendar-data"
     hrefs = re.findall(rb"<(?:\w+:)?href>([^<]+)</", content)
-    datas = re.findall(rb"<(?:\w+:)?" + tag.encode() + rb"[^>]*>(.*?)</", content, re.S)
+    datas = re.findall(rb"<(?:\w+:)?" + tag.encode() + rb"[^>/]*>(.*?)</", content, re.S)
     return {h.decode(): d.decode() for h, d in zip(hrefs, datas, strict=False)}
 
 
