@@ -1,28 +1,31 @@
-"""Benchmark of the CalDAV connector against a local Radicale (not part of the tests).
+"""Benchmark of the CalDAV connector against local Radicale and Xandikos (not part of the tests).
 
-Generates 20,000 events in 3 calendars and 2,000 contacts (user ``alice2``) plus a
-2,000-event account (user ``small``, 3 calendars) straight into Radicale's storage
-under /tmp, then prints:
+For each server, in one run, with N events (default 20,000) in 3 calendars plus 2,000
+contacts, and a second account a tenth that size (same layout), it prints:
 
-- backfill wall time of the connector vs. a raw replay of the same REPORT requests
-  with plain HTTP and no parsing (ratio; target <= 1.3);
-- requests of a no-change pass (target: one per collection);
-- cost of a pass after 10 changed events, 2,000 vs. 20,000 events (ratio; target
-  <= 1.3), for the connector and for a raw baseline measured in the same run: the
-  same requests (sync-collection REPORT with the previous token on every collection,
-  then a multiget of the 10 changed hrefs) with plain HTTP and nothing parsed. Both
-  ratios are printed side by side, plus connector/raw at each size (the client's own
-  overhead); each figure is the best of ``--rounds`` passes, every pass after 10
-  freshly changed events, connector and raw alternating;
-- peak Python memory of a backfill (tracemalloc) and the process's max RSS.
+- ``syncd --backfill`` of the big account (the real command: fetch, parse, ledger);
+- the plain-HTTP floors for fetching the same objects, each with a plain session and
+  nothing parsed: calendar-query of every object (split into time-range chunks when the
+  server refuses one REPORT that big), a sync-collection listing then multigets of 200
+  hrefs, and one sync-collection REPORT asking for the data too; the fastest is the
+  fetch floor;
+- a plain parse of the same objects (``icalendar.Calendar.from_ical``) in one process
+  and spread over 2 processes;
+- the floor: the larger of the fastest fetch and the parse over 2 processes; the
+  backfill's ratio to it (issue 8's bar: at most 1.2);
+- with ``--vdirsyncer``: vdirsyncer 0.21 (installed into a throw-away venv under
+  ``bench/data/``) syncing the same collections to a folder;
+- connector passes at both sizes (best of ``--rounds``): no change, and after 10
+  changed events; the work the 10 changes add (sync10 minus no-change) at each size and
+  the ratio between the sizes.
 
-The data is generated once and shared by every phase; Radicale's item cache is
-warmed once (a full sync-collection per collection) before anything is timed.
+The data is generated straight into each server's storage (Radicale: item files;
+Xandikos: one git commit per collection) and each collection is read once before
+anything is timed, so every figure sees a warm server.
 
 Run: ``.venv/bin/python bench/caldav_bench.py [--events 20000] [--contacts 2000]
-[--backfills 3] [--rounds 3]``; ``--quick`` is ``--events 2000 --contacts 200
---backfills 1 --rounds 1`` (about a minute). Full size takes about 8 minutes on 2
-cores, half of it Radicale's cold first read of the generated items.
+[--rounds 3] [--servers radicale,xandikos] [--vdirsyncer]``; ``--events 2000
+--contacts 200`` is a quick run.
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
+import multiprocessing
+import os
+import re
 import shutil
+import subprocess
 import sys
 import time
-import tracemalloc
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +51,14 @@ import niquests
 from syncd.context import AccountContext
 from syncd_connectors.base import ChangeStream
 from syncd_connectors.caldav import CaldavConnector, dav, sync
-from tests.servers import Server, start_radicale
+from tests.helpers import pinned_keyring
+from tests.servers import Server, start_radicale, start_xandikos
 
 SINCE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 ROOT = Path("/tmp/syncd-caldav-bench")
+HERE = Path(__file__).resolve().parent
+VDIRSYNCER = "vdirsyncer==0.21.0"
+HEADERS = {**dav.XML_HEADERS, "Depth": "1"}
 
 
 def event(uid: str, i: int, summary: str = "Meeting") -> str:
@@ -71,35 +81,254 @@ def vcard(i: int) -> str:
     )
 
 
-def storage(server: Server, user: str, coll: str) -> Path:
-    return server.root / "collections" / "collection-root" / user / coll.strip("/").split("/")[-1]
+@dataclass
+class Account:
+    """One generated account on one server: its collections by display name."""
+
+    server: Server
+    user: str | None
+    password: str | None
+    calendars: dict[str, str] = field(default_factory=dict)  # name -> path
+    books: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> dict[str, str]:
+        return {**self.calendars, **self.books}
+
+    def session(self) -> niquests.Session:
+        s = niquests.Session()
+        if self.user:
+            s.auth = (self.user, self.password or "")
+        return s
+
+    def url(self, path: str) -> str:
+        return self.server.url.rstrip("/") + path
 
 
-def generate(server: Server, user: str, calendars: dict[str, int], contacts: int) -> dict[str, str]:
+def _folder(server: Server, path: str) -> Path:
+    if server.kind == "radicale":
+        return server.root / "collections" / "collection-root" / path.strip("/")
+    return server.root / "data" / path.replace("/user/", "user/", 1).strip("/")
+
+
+def generate(server: Server, tag: str, calendars: dict[str, int], contacts: int) -> Account:
     """Create collections over HTTP, then write their items straight into storage."""
-    with server.htpasswd.open("a") as f:  # type: ignore[union-attr]
-        f.write(f"{user}:pw\n")
-    seed = server.seeder(user, "pw")
-    paths = {}
+    user = password = None
+    if server.kind == "radicale":
+        user, password = f"bench{tag}", "pw"
+        with server.htpasswd.open("a") as f:  # type: ignore[union-attr]
+            f.write(f"{user}:{password}\n")
+    acc = Account(server, user, password)
+    seed = server.seeder(user, password)
+    items: dict[str, list[tuple[str, str]]] = {}
     for name, n in calendars.items():
-        path = seed.mkcalendar(name, slug=name.lower())
-        folder = storage(server, user, path)
-        for i in range(n):
-            (folder / f"{name.lower()}-{i}.ics").write_text(event(f"{user}-{name.lower()}-{i}", i))
-        paths[name] = path
+        slug = f"{tag}-{name.lower()}"
+        path = seed.mkcalendar(f"{name} {tag}", slug=slug)
+        acc.calendars[f"{name} {tag}"] = path
+        items[path] = [(f"{slug}-{i}.ics", event(f"{tag}-{name.lower()}-{i}", i)) for i in range(n)]
     if contacts:
-        path = seed.mkaddressbook("Contacts", slug="contacts")
-        folder = storage(server, user, path)
-        for i in range(contacts):
-            (folder / f"card-{i}.vcf").write_text(vcard(i))
-        paths["Contacts"] = path
-    return paths
+        path = seed.mkaddressbook(f"Contacts {tag}", slug=f"{tag}-contacts")
+        acc.books[f"Contacts {tag}"] = path
+        items[path] = [(f"card-{i}.vcf", vcard(i)) for i in range(contacts)]
+    for path, objs in items.items():
+        folder = _folder(server, path)
+        for fname, text in objs:
+            (folder / fname).write_text(text, newline="")
+        if server.kind == "xandikos":  # a git-backed collection: the items are a commit
+            git = ["git", "-C", str(folder), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+            subprocess.run([*git, "add", "-A"], check=True)
+            subprocess.run([*git, "commit", "-q", "-m", "generated"], check=True)
+    return acc
 
 
-def connector(server: Server, user: str, state: dict[str, Any]) -> CaldavConnector:
-    ctx = AccountContext(account="bench", state_dict=state, get_secret=lambda a: "pw",
+# -- plain HTTP floors ---------------------------------------------------------------
+def _bq() -> bytes:
+    return (f'{dav.HEAD}<CR:addressbook-query {dav.NSDECL}><D:prop><D:getetag/><CR:address-data/>'
+            "</D:prop></CR:addressbook-query>").encode()
+
+
+def _cq(start: dt.datetime | None, end: dt.datetime | None) -> bytes:
+    tr = ""
+    if start is not None and end is not None:
+        tr = f'<C:time-range start="{start:%Y%m%dT%H%M%SZ}" end="{end:%Y%m%dT%H%M%SZ}"/>'
+        tr = f'<C:comp-filter name="VEVENT">{tr}</C:comp-filter>'
+    return (f'{dav.HEAD}<C:calendar-query {dav.NSDECL}><D:prop><D:getetag/><C:calendar-data/></D:prop>'
+            f'<C:filter><C:comp-filter name="VCALENDAR">{tr}</C:comp-filter></C:filter>'
+            "</C:calendar-query>").encode()
+
+
+def _data(content: bytes, ns: str) -> dict[str, str]:
+    name = dav.q(dav.CR, "address-data") if ns == "CR" else dav.q(dav.C, "calendar-data")
+    return {e.href: e.text(name) or "" for e in dav.parse(content).entries if e.text(name)}
+
+
+def floor_query(acc: Account) -> tuple[float, dict[str, str], int]:
+    """calendar-query of every object; a refused one is split into halves by time."""
+    session, t0, out, requests = acc.session(), time.perf_counter(), {}, 0
+    for path in acc.paths.values():
+        ns = "CR" if path in acc.books.values() else "C"
+        todo: list[tuple[dt.datetime | None, dt.datetime | None]] = [(None, None)]
+        while todo:
+            start, end = todo.pop()
+            r = session.request("REPORT", acc.url(path), data=_cq(start, end) if ns == "C" else _bq(),
+                                headers=HEADERS, timeout=600)
+            requests += 1
+            if r.status_code == 207:
+                out.update(_raw_data(r.content or b"", ns))
+                continue
+            if ns == "CR" or (start is not None and end is not None and end - start < dt.timedelta(days=2)):
+                raise SystemExit(f"{acc.server.kind}: query refused: HTTP {r.status_code}")
+            lo = start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+            hi = end or dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+            mid = lo + (hi - lo) / 2
+            todo += [(lo, mid), (mid, hi)]
+    return time.perf_counter() - t0, out, requests
+
+
+def _raw_data(content: bytes, ns: str) -> dict[str, str]:
+    """href -> data, by a regex: the floor does no XML parse (the data is counted, not read)."""
+    tag = "address-data" if ns == "CR" else "calendar-data"
+    hrefs = re.findall(rb"<(?:\w+:)?href>([^<]+)</", content)
+    datas = re.findall(rb"<(?:\w+:)?" + tag.encode() + rb"[^>/]*>(.*?)</", content, re.S)
+    return {h.decode(): d.decode() for h, d in zip(hrefs, datas, strict=False)}
+
+
+def floor_multiget(acc: Account, chunk: int) -> tuple[float, int]:
+    """A sync-collection listing of every collection, then multigets of ``chunk`` hrefs."""
+    session, t0, requests = acc.session(), time.perf_counter(), 0
+    for path in acc.paths.values():
+        ns = "CR" if path in acc.books.values() else "C"
+        r = session.request("REPORT", acc.url(path), data=dav.sync_collection(None, "D:getetag").encode(),
+                            headers=HEADERS, timeout=600)
+        hrefs = [h.decode() for h in re.findall(rb"<(?:\w+:)?href>([^<]+\.(?:ics|vcf))</", r.content or b"")]
+        requests += 1
+        for i in range(0, len(hrefs), chunk):
+            r = session.request("REPORT", acc.url(path), data=dav.multiget(ns, hrefs[i : i + chunk]).encode(),
+                                headers=HEADERS, timeout=600)
+            assert r.status_code == 207, r.status_code
+            requests += 1
+    return time.perf_counter() - t0, requests
+
+
+def floor_sync_data(acc: Account, expect: int) -> tuple[float, int] | str:
+    """One sync-collection REPORT per collection asking for the data too; why not, when
+    the server refuses it or answers without the data (Xandikos)."""
+    session, t0, got = acc.session(), time.perf_counter(), 0
+    for path in acc.paths.values():
+        ns = "CR" if path in acc.books.values() else "C"
+        data = "CR:address-data" if ns == "CR" else "C:calendar-data"
+        r = session.request("REPORT", acc.url(path), data=dav.sync_collection(None, "D:getetag", data).encode(),
+                            headers=HEADERS, timeout=600)
+        if r.status_code != 207:
+            return f"refused (HTTP {r.status_code})"
+        got += len(_raw_data(r.content or b"", ns))
+    took = time.perf_counter() - t0
+    return (took, len(acc.paths)) if got == expect else f"answered without the data ({got} of {expect})"
+
+
+def _parse_all(texts: list[str]) -> int:
+    import icalendar
+
+    for text in texts:
+        icalendar.Calendar.from_ical(text)
+    return len(texts)
+
+
+def plain_parse(texts: list[str], procs: int) -> float:
+    """Seconds to parse ``texts`` with icalendar, in one process or spread over ``procs``."""
+    if procs == 1:
+        t0 = time.perf_counter()
+        _parse_all(texts)
+        return time.perf_counter() - t0
+    parts = [texts[i::procs] for i in range(procs)]
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        pool.map(_parse_all, [["BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"]] * procs)  # workers started
+        t0 = time.perf_counter()
+        pool.map(_parse_all, parts)
+        return time.perf_counter() - t0
+
+
+# -- syncd ---------------------------------------------------------------------------
+class Cli:
+    """``syncd`` as a subprocess on one account, its password in a file keyring."""
+
+    def __init__(self, root: Path, acc: Account) -> None:
+        self.root, self.acc = root, acc
+        root.mkdir(parents=True, exist_ok=True)
+        self.config = root / "config.toml"
+        login = f'username = "{acc.user}"\n' if acc.user else ""
+        cals = ", ".join(json.dumps(n) for n in acc.calendars)
+        books = ", ".join(json.dumps(n) for n in acc.books)
+        self.config.write_text(
+            f'[syncd]\nme = ["alice@example.org"]\ntimezone = "UTC"\nledger = "{root / "ledger.sqlite3"}"\n\n'
+            f'[accounts.home]\ntype = "caldav"\nurl = "{acc.server.url}"\n{login}'
+            f"calendars = [{cals}]\naddressbooks = [{books}]\n"
+        )
+        if acc.password:
+            pinned_keyring(str(root / "data" / "python_keyring" / "keyring_pass.cfg")).set_password(
+                "syncd", "home", acc.password)
+
+    def run(self, *args: str) -> float:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "XDG_"))}
+        env.update(PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring", HOME=str(self.root),
+                   XDG_DATA_HOME=str(self.root / "data"), SYNCD_NOW="2026-06-15T10:00:00Z", TZ="UTC")
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "syncd", "--config", str(self.config), "-q", *args],
+                              capture_output=True, text=True, env=env, timeout=3600)
+        took = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise SystemExit(f"syncd {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+        return took
+
+
+# -- vdirsyncer ----------------------------------------------------------------------
+def vdirsyncer_bin() -> Path:
+    """vdirsyncer in a throw-away venv under bench/data/ (created on first use)."""
+    venv = HERE / "data" / "vdirsyncer-venv"
+    exe = venv / "bin" / "vdirsyncer"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", VDIRSYNCER], check=True)
+    return exe
+
+
+def vdirsyncer(root: Path, acc: Account) -> float:
+    """Seconds of ``vdirsyncer sync`` copying the account's collections to a folder."""
+    exe = vdirsyncer_bin()
+    root.mkdir(parents=True, exist_ok=True)
+    auth = f'username = "{acc.user}"\npassword = "{acc.password}"\n' if acc.user else ""
+    conf = [f'[general]\nstatus_path = "{root / "status"}"\n']
+    for kind, paths, ext in (("caldav", acc.calendars, ".ics"), ("carddav", acc.books, ".vcf")):
+        for i, path in enumerate(paths.values()):
+            name = f"{kind}{i}"
+            conf.append(
+                f'[pair {name}]\na = "{name}_remote"\nb = "{name}_local"\ncollections = null\n'
+                f'[storage {name}_remote]\ntype = "{kind}"\nurl = "{acc.url(path)}"\n{auth}'
+                f'[storage {name}_local]\ntype = "filesystem"\npath = "{root / "vdir" / name}"\n'
+                f'fileext = "{ext}"\n')
+            (root / "vdir" / name).mkdir(parents=True, exist_ok=True)
+    (root / "config").write_text("\n".join(conf))
+    env = {**os.environ, "VDIRSYNCER_CONFIG": str(root / "config")}
+    subprocess.run([str(exe), "discover"], env=env, check=True, capture_output=True, input=b"y\n" * 20)
+    t0 = time.perf_counter()
+    done = subprocess.run([str(exe), "sync"], env=env, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"vdirsyncer sync failed:\n{done.stderr[-3000:]}")
+    files = sum(1 for _ in (root / "vdir").rglob("*.*"))
+    print(f"    vdirsyncer wrote {files} files")
+    return took
+
+
+# -- connector passes ----------------------------------------------------------------
+def connector(acc: Account, state: dict[str, Any]) -> CaldavConnector:
+    ctx = AccountContext(account="bench", state_dict=state, get_secret=lambda a: acc.password or "",
                          put_secret=lambda a, v: None)
-    return CaldavConnector("bench", {"url": server.url, "username": user}, ctx)
+    opts: dict[str, Any] = {"url": acc.server.url, "calendars": list(acc.calendars),
+                            "addressbooks": list(acc.books)}
+    if acc.user:
+        opts["username"] = acc.user
+    return CaldavConnector("bench", opts, ctx)
 
 
 def backfill(conn: CaldavConnector) -> tuple[dict[str, str], dict[str, dict[str, str]], int]:
@@ -116,200 +345,120 @@ def backfill(conn: CaldavConnector) -> tuple[dict[str, str], dict[str, dict[str,
     return cursors, known, count
 
 
-def raw_replay(server: Server, user: str, hrefs: dict[str, tuple[str, list[str]]]) -> float:
-    """The same REPORTs with a plain session: sync-collection, then multiget chunks."""
-    session = niquests.Session()
-    session.auth = (user, "pw")
-    headers = {**dav.XML_HEADERS, "Depth": "1"}
-    t0 = time.perf_counter()
-    for col, (ns, items) in hrefs.items():
-        _ = session.request("REPORT", server.url.rstrip("/") + col,
-                        data=dav.sync_collection(None, "D:getetag").encode(), headers=headers).content
-        for i in range(0, len(items), sync.CHUNK):
-            body = dav.multiget(ns, items[i : i + sync.CHUNK]).encode()
-            _ = session.request("REPORT", server.url.rstrip("/") + col, data=body, headers=headers).content
-    return time.perf_counter() - t0
-
-
-def change_events(server: Server, user: str, cal_path: str, tag: str) -> list[str]:
-    """Rewrite events 0-9 of ``cal_path`` (new content, new etags); their hrefs."""
-    seed = server.seeder(user, "pw")
-    name = cal_path.strip("/").split("/")[-1]
-    hrefs = [f"{cal_path}{name}-{i}.ics" for i in range(10)]
-    for i, href in enumerate(hrefs):
-        seed.put(href, event(f"{user}-{name}-{i}", i, f"Changed {tag}"))
-    return hrefs
-
-
-def connector_pass(server: Server, user: str, state: dict[str, Any], cursors: dict[str, str],
-                   known: dict[str, dict[str, str]]) -> tuple[float, int]:
-    """One incremental pass of the connector from ``cursors``/``known``: time, requests."""
-    conn = connector(server, user, state)
+def one_pass(acc: Account, state: dict[str, Any], cursors: dict[str, str],
+             known: dict[str, dict[str, str]], expect: int) -> float:
+    conn = connector(acc, state)
     t0 = time.perf_counter()
     got = 0
     for col in conn.collections():  # discovery is cached in ``state``: no request
         for batch in conn.changes(col, cursors[col.id], known[col.id], SINCE):
             got += len(batch.upserts)
-    elapsed = time.perf_counter() - t0
-    assert got == 10, got
-    return elapsed, conn.http.requests
+    took = time.perf_counter() - t0
+    assert got == expect, (got, expect)
+    return took
 
 
-def raw_pass(server: Server, user: str, tokens: dict[str, str], cal_path: str,
-             changed: list[str], tag: str) -> tuple[float, float, int]:
-    """The connector's requests of that pass with a plain session, nothing parsed.
-
-    A sync-collection REPORT with the previous token on every collection (in the
-    connector's order), then one calendar-multiget of the 10 changed hrefs. Returns
-    the total time, the part spent in the sync-collection REPORTs, and the requests.
-    """
-    session = niquests.Session()
-    session.auth = (user, "pw")
-    headers = {**dav.XML_HEADERS, "Depth": "1"}
-    base = server.url.rstrip("/")
-    bodies = {col: dav.sync_collection(tok, "D:getetag").encode() for col, tok in tokens.items()}
-    multiget = dav.multiget("C", changed).encode()
-    t0 = time.perf_counter()
-    answers = {}
-    for col, body in bodies.items():
-        r = session.request("REPORT", base + col, data=body, headers=headers)
-        answers[col] = (r.status_code, r.content)
-    t_sync = time.perf_counter() - t0
-    r = session.request("REPORT", base + cal_path, data=multiget, headers=headers)
-    data = r.content
-    elapsed = time.perf_counter() - t0
-    # checked after the clock stopped: the server answered what the connector got
-    assert all(status == 207 for status, _ in answers.values()), answers
-    assert all(h.encode() in answers[cal_path][1] for h in changed), "sync answer lacks a change"
-    assert r.status_code == 207 and (data or b"").count(f"Changed {tag} ".encode()) == 10
-    return elapsed, t_sync, len(bodies) + 1
-
-
-def changed_passes(server: Server, user: str, state: dict[str, Any], cursors: dict[str, str],
-                   known: dict[str, dict[str, str]], cal_path: str, rounds: int) -> dict[str, Any]:
-    """Best of ``rounds`` connector and raw passes, each after 10 freshly changed events.
-
-    Every pass starts from the same cursors (the backfill's), so each sees exactly the
-    10 events changed since then; the connector and the raw baseline alternate.
-    """
-    tokens = {col: json.loads(cur)["token"] for col, cur in cursors.items()}
-    conn_t, raw_t, sync_t = [], [], []
-    conn_req = raw_req = 0
+def passes(acc: Account, rounds: int) -> tuple[float, float]:
+    """Best no-change pass and best pass after 10 changed events, from the backfill's cursors."""
+    state: dict[str, Any] = {}
+    cursors, known, _ = backfill(connector(acc, state))
+    nochange = min(one_pass(acc, state, cursors, known, 0) for _ in range(rounds))
+    cal = next(iter(acc.calendars.values()))
+    slug = cal.strip("/").split("/")[-1]
+    seed = acc.server.seeder(acc.user, acc.password)
+    times = []
     for r in range(rounds):
-        for which in ("connector", "raw") if r % 2 == 0 else ("raw", "connector"):
-            tag = f"{which}-{r}"
-            changed = change_events(server, user, cal_path, tag)
-            if which == "connector":
-                t, conn_req = connector_pass(server, user, state, cursors, known)
-                conn_t.append(t)
-            else:
-                t, ts, raw_req = raw_pass(server, user, tokens, cal_path, changed, tag)
-                raw_t.append(t)
-                sync_t.append(ts)
-    return {"conn": min(conn_t), "raw": min(raw_t), "raw_sync": min(sync_t),
-            "conn_req": conn_req, "raw_req": raw_req}
+        for i in range(10):
+            seed.put(f"{cal}{slug}-{i}.ics", event(f"{slug}-{i}", i, f"Changed {r}"))
+        times.append(one_pass(acc, state, cursors, known, 10))
+    return nochange, min(times)
+
+
+# -- one server ----------------------------------------------------------------------
+def bench_server(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    root = ROOT / kind
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / "server").mkdir()
+    server = (start_radicale if kind == "radicale" else start_xandikos)(root / "server")
+    out: dict[str, Any] = {"server": kind}
+    try:
+        n = args.events
+        big = {"Work": n // 2, "Personal": n * 2 // 5, "Family": n - n // 2 - n * 2 // 5}
+        t0 = time.perf_counter()
+        acc = generate(server, "big", big, args.contacts)
+        small = generate(server, "small", {k: v // 10 for k, v in big.items()}, args.contacts // 10)
+        print(f"{kind}: generated {n} + {n // 10} events, {args.contacts} + {args.contacts // 10} contacts "
+              f"in {time.perf_counter() - t0:.1f}s")
+        t0 = time.perf_counter()
+        for a in (acc, small):  # the server's caches are warm for every figure
+            floor_multiget(a, 1000)
+        print(f"  warm-up read {time.perf_counter() - t0:.1f}s")
+
+        t_query, texts, q_req = floor_query(acc)
+        t_mg, mg_req = floor_multiget(acc, sync.CHUNK)
+        t_mg_big, mg_big_req = floor_multiget(acc, 1000)
+        sd = floor_sync_data(acc, n + args.contacts)
+        fetches = {f"calendar-query ({q_req} REPORTs)": t_query,
+                   f"listing + multiget of {sync.CHUNK} ({mg_req} REPORTs)": t_mg,
+                   f"listing + multiget of 1000 ({mg_big_req} REPORTs)": t_mg_big}
+        if isinstance(sd, tuple):
+            fetches[f"sync-collection with data ({sd[1]} REPORTs)"] = sd[0]
+        else:
+            fetches[f"sync-collection with data: {sd}"] = float("nan")
+        fetch = min(v for v in fetches.values() if v == v)
+        values = list(texts.values())
+        assert len(values) == n + args.contacts, (len(values), n + args.contacts)
+        parse1 = plain_parse(values, 1)
+        parse2 = plain_parse(values, 2)
+        floor = max(fetch, parse2)
+        cli = Cli(root / "syncd", acc)
+        back = cli.run("--backfill", "--since", "2019-01-01")
+        out.update(fetch=fetches, fetch_floor=fetch, parse1=parse1, parse2=parse2, floor=floor, backfill=back)
+        if args.vdirsyncer:
+            out["vdirsyncer"] = vdirsyncer(root / "vdirsyncer", acc)
+        sizes = {}
+        for label, a in (("small", small), ("big", acc)):
+            nochange, sync10 = passes(a, args.rounds)
+            sizes[label] = {"nochange": nochange, "sync10": sync10, "work10": sync10 - nochange}
+        out["passes"] = sizes
+        report(kind, n, out)
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def report(kind: str, n: int, out: dict[str, Any]) -> None:
+    print(f"  {kind}, {n} events: plain-HTTP fetch of every object (no parse):")
+    for label, t in out["fetch"].items():
+        print(f"    {label:<48}{t:8.2f} s")
+    print(f"  plain parse (icalendar): 1 process {out['parse1']:.2f} s, 2 processes {out['parse2']:.2f} s")
+    floor = out["floor"]
+    print(f"  floor = max(fastest fetch {out['fetch_floor']:.2f} s, parse on 2 cores {out['parse2']:.2f} s)"
+          f" = {floor:.2f} s")
+    print(f"  syncd --backfill {out['backfill']:8.2f} s   {out['backfill'] / floor:.2f}x floor (bar <= 1.2)")
+    if "vdirsyncer" in out:
+        v = out["vdirsyncer"]
+        print(f"  vdirsyncer sync  {v:8.2f} s   syncd/vdirsyncer {out['backfill'] / v:.2f} (bar < 1)")
+    p = out["passes"]
+    print("  connector passes (best of rounds):    small      big   ratio")
+    for key, label in (("nochange", "no change"), ("sync10", "10 changed"), ("work10", "10 changed - no change")):
+        s, b = p["small"][key] * 1000, p["big"][key] * 1000
+        print(f"    {label:<30}{s:8.0f} ms{b:8.0f} ms{b / s if s > 0 else float('nan'):8.2f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--contacts", type=int, default=2000)
-    ap.add_argument("--backfills", type=int, default=3, help="timed backfills (best of)")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="passes after 10 changed events, per size and side (best of)")
-    ap.add_argument("--quick", action="store_true",
-                    help="--events 2000 --contacts 200 --backfills 1 --rounds 1")
+    ap.add_argument("--rounds", type=int, default=3, help="connector passes per figure (best of)")
+    ap.add_argument("--servers", default="radicale,xandikos")
+    ap.add_argument("--vdirsyncer", action="store_true", help="also time vdirsyncer (installs it under bench/data/)")
     args = ap.parse_args()
-    if args.quick:
-        args.events, args.contacts, args.backfills, args.rounds = 2000, 200, 1, 1
     started = time.perf_counter()
-    shutil.rmtree(ROOT, ignore_errors=True)
-    ROOT.mkdir(parents=True)
-    server = start_radicale(ROOT)
-    try:
-        n = args.events
-        big = {"Work": n // 2, "Personal": n * 2 // 5, "Family": n - n // 2 - n * 2 // 5}
-        small = {k: v // 10 for k, v in big.items()}
-        t0 = time.perf_counter()
-        paths = generate(server, "alice2", big, args.contacts)
-        small_paths = generate(server, "small", small, 0)
-        print(f"generated {n} + {sum(small.values())} events, {args.contacts} contacts "
-              f"in {time.perf_counter() - t0:.1f}s")
-
-        # warm Radicale's item cache, so both timings see the same server
-        t0 = time.perf_counter()
-        for user in ("alice2", "small"):
-            session = niquests.Session()
-            session.auth = (user, "pw")
-            for path in (paths if user == "alice2" else small_paths).values():
-                _ = session.request("REPORT", server.url.rstrip("/") + path, timeout=600,
-                                    data=dav.sync_collection(None, "D:getetag").encode(),
-                                    headers={**dav.XML_HEADERS, "Depth": "1"}).content
-        print(f"cold backfill (server cache filling): {time.perf_counter() - t0:.2f}s")
-
-        timings = []
-        for _ in range(args.backfills):
-            state: dict[str, Any] = {}
-            conn = connector(server, "alice2", state)
-            conn.collections()  # discovery is not part of the comparison
-            t0 = time.perf_counter()
-            cursors, known, count = backfill(conn)
-            t_conn = time.perf_counter() - t0
-            requests = conn.http.requests
-            hrefs = {col: ("CR" if "contacts" in col else "C", list(known[col])) for col in known}
-            t_raw = raw_replay(server, "alice2", hrefs)
-            timings.append((t_conn, t_raw))
-        t_conn, t_raw = min(t[0] for t in timings), min(t[1] for t in timings)
-        print(f"backfill: {count} objects, {requests} requests; connector {t_conn:.2f}s, "
-              f"raw HTTP {t_raw:.2f}s, ratio {t_conn / t_raw:.2f} (target <= 1.3)")
-
-        nochange = connector(server, "alice2", state)
-        cols = nochange.collections()
-        for col in cols:
-            for _batch in nochange.changes(col, cursors[col.id], known[col.id], SINCE):
-                pass
-        print(f"no-change pass: {nochange.http.requests} requests for {len(cols)} collections")
-
-        s_state: dict[str, Any] = {}
-        s_cursors, s_known, _ = backfill(connector(server, "small", s_state))
-        ns = sum(small.values())
-        sm = changed_passes(server, "small", s_state, s_cursors, s_known, small_paths["Work"],
-                            args.rounds)
-        bg = changed_passes(server, "alice2", state, cursors, known, paths["Work"], args.rounds)
-        conn_ratio, raw_ratio = bg["conn"] / sm["conn"], bg["raw"] / sm["raw"]
-        print(f"pass after 10 changed events (best of {args.rounds}; target: ratio <= 1.3):")
-        heads = (f"{ns} events", f"{n} events", "ratio")
-        print(f"  {'':<22}{heads[0]:>14}{heads[1]:>14}{heads[2]:>8}")
-        for label, k in (("connector", "conn"), ("raw HTTP", "raw"),
-                         ("  of which sync REPORTs", "raw_sync")):
-            ratio = {"conn": conn_ratio, "raw": raw_ratio}.get(k, bg[k] / sm[k])
-            print(f"  {label:<22}{sm[k] * 1000:>11.0f} ms{bg[k] * 1000:>11.0f} ms{ratio:>8.2f}")
-        print(f"  {'connector/raw':<22}{sm['conn'] / sm['raw']:>14.2f}{bg['conn'] / bg['raw']:>14.2f}")
-        reqs = [f"{d['conn_req']}/{d['raw_req']}" for d in (sm, bg)]
-        print(f"  {'requests (conn/raw)':<22}{reqs[0]:>14}{reqs[1]:>14}")
-
-        tracemalloc.start()
-        backfill(connector(server, "alice2", {}))
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak Python memory during backfill: {peak / 2**20:.1f} MiB (tracemalloc); "
-              f"max RSS {rss:.0f} MiB")
-        print(json.dumps({"backfill_s": round(t_conn, 3), "raw_s": round(t_raw, 3),
-                          "ratio": round(t_conn / t_raw, 3), "nochange_requests": nochange.http.requests,
-                          "collections": len(cols),
-                          "changed_small_ms": round(sm["conn"] * 1000),
-                          "changed_big_ms": round(bg["conn"] * 1000),
-                          "changed_ratio": round(conn_ratio, 3),
-                          "changed_raw_small_ms": round(sm["raw"] * 1000),
-                          "changed_raw_big_ms": round(bg["raw"] * 1000),
-                          "changed_raw_ratio": round(raw_ratio, 3),
-                          "changed_overhead_small": round(sm["conn"] / sm["raw"], 3),
-                          "changed_overhead_big": round(bg["conn"] / bg["raw"], 3),
-                          "peak_mib": round(peak / 2**20, 1)}))
-    finally:
-        server.stop()
-        shutil.rmtree(ROOT, ignore_errors=True)
+    results = [bench_server(kind, args) for kind in args.servers.split(",")]
+    print(json.dumps(results, default=lambda x: round(x, 3) if isinstance(x, float) else str(x)))
     print(f"total {time.perf_counter() - started:.0f}s (including data generation and cleanup)")
 
 

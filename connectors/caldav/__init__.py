@@ -6,7 +6,10 @@ fallback, chunked multiget), ``tasks`` (the follow-up calendar).
 
 Account state (``ctx.state``): ``caldav.discovery`` caches the server layout until
 the account's config changes or a collection vanishes (so a no-change pass sends no
-discovery request, SPEC §6; ``syncd check`` always asks the server afresh) and ``caldav.tasks`` caches the task calendar's listing.
+discovery request, SPEC §6; ``syncd check`` always asks the server afresh),
+``caldav.tasks`` caches the task calendar's listing, and ``caldav.fetch`` remembers
+the collections that refused to send their objects with a backfill's listing
+(``sync.changes``), so a later backfill does not ask them again.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from syncd_connectors.caldav.tasks import TaskSink
 log = logging.getLogger("syncd_connectors.caldav")
 
 DISCOVERY_KEY = "caldav.discovery"
+FETCH_KEY = "caldav.fetch"
 TIMEOUT = 120.0  # read timeout: a cold Radicale lists 10,000 objects slowly
 
 
@@ -144,6 +148,12 @@ class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
                 return item
         return {"href": collection.id, "sync": True}
 
+    def _learnt(self, strategy: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        """Keep what this listing learnt of the server's fetch strategy (with the batch's state)."""
+        if strategy != before:
+            self.ctx.set_state(FETCH_KEY, strategy)
+        return dict(strategy)
+
     def changes(
         self,
         collection: Collection,
@@ -153,10 +163,21 @@ class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
     ) -> Changes:
         """Changes since ``cursor``: sync-collection, or an etag comparison with ``known``."""
         info = self._info(collection)
+        stored = self.ctx.state(FETCH_KEY)
+        strategy = dict(stored) if isinstance(stored, dict) else {}
+        before = dict(strategy)
         try:
-            return (yield from sync.changes(
-                self.http, collection.id, collection.kind, cursor, known, bool(info.get("sync", True))
-            ))
+            stream = sync.changes(
+                self.http, collection.id, collection.kind, cursor, known, bool(info.get("sync", True)), strategy,
+            )
+            while True:
+                try:
+                    batch = next(stream)
+                except StopIteration as end:
+                    self._learnt(strategy, before)
+                    return end.value  # type: ignore[no-any-return]
+                before = self._learnt(strategy, before)
+                yield batch
         except sync.Gone:
             self._forget_layout()
             raise

@@ -9,10 +9,23 @@ silently answers with everything is recognised by the unchanged etags it repeats
 treated as full too. A truncated answer (RFC 6578 §3.6, a 507 for the collection) is
 continued, then checked against a PROPFIND listing of every etag.
 
+A backfill (no token, nothing known) asks for the objects' data in that same
+sync-collection REPORT: one request gives the token and every object, consistent with
+each other. On Radicale (``bench/caldav_bench.py``) that costs about as much as its
+listing alone (its sync-collection is the expensive part; a calendar-query costs the
+whole collection per request, time range or not, so chunking by time would not help).
+Xandikos answers the same REPORT with the etags and no data, at no extra cost. A
+server that refuses a REPORT that big (a stock Radicale refuses one holding over
+10,000 events) or sends no data is listed plainly and remembered for that collection
+(``strategy``, kept in the account's state), so it is not asked again.
+
 ``fetch()`` reads changed objects with calendar-/addressbook-multiget in chunks of at
 most ``CHUNK`` hrefs. A multiget the server refuses (400/413/507) is halved; what an
 answer leaves out is asked again while answers make progress, then with one GET per
-href (an href it answers 404 for goes straight to its GET).
+href (an href it answers 404 for goes straight to its GET). Many objects (a backfill the server would not answer in one
+REPORT) are fetched in multigets of ``BULK_CHUNK`` hrefs by a background thread that
+keeps ``PREFETCH`` chunks ahead, so the server works on the next chunk while the core
+parses this one.
 
 A partial answer is never the truth (SPEC §6): an object is deleted only for a
 sync-collection 404 entry or a GET answering 404, never for being absent from a
@@ -24,7 +37,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+import queue
+import threading
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from syncd.errors import TransientError
@@ -35,6 +50,10 @@ from syncd_connectors.caldav.http import Http
 log = logging.getLogger("syncd_connectors.caldav")
 
 CHUNK = 200
+BULK = 1000  # objects to fetch from which multigets grow to BULK_CHUNK and run ahead
+BULK_CHUNK = 1000
+PREFETCH = 2  # chunks a bulk fetch keeps ready ahead of the core
+LISTING_ONLY = "listing"  # strategy of a collection that refused its data with the listing
 REJECTED = (403, 409, 412)
 MAX_PAGES = 50  # continuations of a truncated sync-collection answer
 
@@ -51,6 +70,7 @@ class Listing:
     deleted: list[str] = field(default_factory=list)
     token: str | None = None
     full: bool = False
+    objects: dict[str, RawObject] = field(default_factory=dict)  # data the listing carried
 
 
 def _report(http: Http, href: str, body: str) -> dav.Multistatus | int:
@@ -65,8 +85,10 @@ def _report(http: Http, href: str, body: str) -> dav.Multistatus | int:
         raise http.fail("REPORT", href, resp, str(exc)) from None
 
 
-def _entries(ms: dav.Multistatus, collection: str, listing: Listing) -> bool:
+def _entries(ms: dav.Multistatus, collection: str, listing: Listing, data: str | None = None) -> bool:
     """Add the entries of ``ms`` to ``listing``; True if the server says it truncated them.
+
+    ``data``: the Clark name of the object data the answer carries (kept in ``objects``).
 
     RFC 6578 §3.6: a truncated answer carries a 507 response for the collection itself.
     A later entry for the same href wins over an earlier one (pages come in order).
@@ -79,11 +101,17 @@ def _entries(ms: dav.Multistatus, collection: str, listing: Listing) -> bool:
             continue  # the collection itself
         if entry.status == 404:
             listing.present.pop(entry.href, None)
+            listing.objects.pop(entry.href, None)
             listing.deleted.append(entry.href)
             continue
         if entry.href.endswith("/"):
             continue  # a sub-collection
-        listing.present[entry.href] = entry.text(dav.q(dav.D, "getetag")) or ""
+        etag = listing.present[entry.href] = entry.text(dav.q(dav.D, "getetag")) or ""
+        text = entry.text(data) if data else None
+        if text:
+            listing.objects[entry.href] = RawObject(entry.href, etag, text)
+        else:
+            listing.objects.pop(entry.href, None)  # an older page's data is stale
     return truncated
 
 
@@ -106,9 +134,14 @@ def _propfind_listing(http: Http, href: str) -> Listing:
 
 
 def listing(
-    http: Http, href: str, token: str | None, known: Mapping[str, str], sync: bool = True
+    http: Http, href: str, token: str | None, known: Mapping[str, str], sync: bool = True,
+    data: str | None = None,
 ) -> Listing:
     """What changed in collection ``href`` since ``token`` (None: everything).
+
+    ``data`` (``"C:calendar-data"`` or ``"CR:address-data"``): ask for the objects
+    themselves too (they land in ``objects``); a server that refuses that is asked
+    again for the etags alone, and the answer's ``objects`` is empty.
 
     The answer is ``full`` when it lists the whole collection (an initial sync, a
     rejected token, no sync support): then anything in ``known`` it omits may be gone,
@@ -119,30 +152,38 @@ def listing(
     """
     if not sync:
         return _propfind_listing(http, href)
-    ms = _report(http, href, dav.sync_collection(token, "D:getetag"))
+    props = ("D:getetag", data) if data else ("D:getetag",)
+    ms = _report(http, href, dav.sync_collection(token, *props))
+    if isinstance(ms, int) and data:
+        log.info("account %s: %s: listing with the data refused (HTTP %d); listing etags",
+                 http.account, href, ms)
+        props, data = ("D:getetag",), None
+        ms = _report(http, href, dav.sync_collection(token, *props))
     if isinstance(ms, int) and token is not None and ms in REJECTED:
         log.info("account %s: %s: sync token rejected (HTTP %d); full listing", http.account, href, ms)
         token = None
-        ms = _report(http, href, dav.sync_collection(None, "D:getetag"))
+        ms = _report(http, href, dav.sync_collection(None, *props))
     if isinstance(ms, int) or ms.sync_token is None:
         log.info("account %s: %s: no sync-collection; listing etags", http.account, href)
         return _propfind_listing(http, href)
+    name = _prop_name(data) if data else None
     out = Listing(token=ms.sync_token, full=token is None)
-    truncated = _entries(ms, href, out)
+    truncated = _entries(ms, href, out, name)
     was_truncated = truncated
     for _ in range(MAX_PAGES):
         if not truncated or out.token is None:
             break
         log.info("account %s: %s: answer truncated by the server; continuing", http.account, href)
-        page = _report(http, href, dav.sync_collection(out.token, "D:getetag"))
+        page = _report(http, href, dav.sync_collection(out.token, *props))
         if isinstance(page, int) or page.sync_token is None:
             break  # the continuation was refused: the PROPFIND below lists everything
         out.token = page.sync_token
-        truncated = _entries(page, href, out)
+        truncated = _entries(page, href, out, name)
     if was_truncated:
         everything = _propfind_listing(http, href)
         out.deleted = [h for h in out.deleted if h not in everything.present]
         out.present = everything.present
+        out.objects = {h: o for h, o in out.objects.items() if everything.present.get(h) == o.etag}
         out.full = True
     if token is not None and not out.full and known:
         same = sum(1 for h, e in out.present.items() if e and known.get(h) == e)
@@ -152,6 +193,16 @@ def listing(
     if out.full:
         out.deleted = []
     return out
+
+
+def _prop_name(prop: str) -> str:
+    """``"C:calendar-data"`` in Clark notation."""
+    prefix, _, local = prop.partition(":")
+    return dav.q({"D": dav.D, "C": dav.C, "CR": dav.CR}[prefix], local)
+
+
+def _data_prop(kind: str) -> str:
+    return "CR:address-data" if kind == CONTACTS else "C:calendar-data"
 
 
 def _data_name(kind: str) -> str:
@@ -266,19 +317,82 @@ def fetch(http: Http, href: str, kind: str, hrefs: list[str]) -> Iterator[Fetche
     What a multiget leaves out is asked again, then with one GET each: an href is
     reported ``gone`` only when its GET answers 404 (SPEC §6).
 
+    From ``BULK`` hrefs on, the chunks are ``BULK_CHUNK`` big and fetched ahead in a
+    background thread.
+
     Raises:
         TransientError: an object could be neither fetched nor confirmed gone.
     """
-    for i in range(0, len(hrefs), CHUNK):
-        got = Fetched()
-        _fetch_all(http, href, kind, hrefs[i : i + CHUNK], got)
-        yield got
+    size = BULK_CHUNK if len(hrefs) >= BULK else CHUNK
+    chunks = (hrefs[i : i + size] for i in range(0, len(hrefs), size))
+    if len(hrefs) < BULK:
+        for chunk in chunks:
+            got = Fetched()
+            _fetch_all(http, href, kind, chunk, got)
+            yield got
+        return
+    yield from _ahead(http, href, kind, chunks)
+
+
+_DONE = object()
+
+
+def _ahead(http: Http, href: str, kind: str, chunks: Iterator[list[str]]) -> Iterator[Fetched]:
+    """``_fetch_all`` of each chunk in a background thread, ``PREFETCH`` chunks ahead.
+
+    The session is used by that thread alone while it runs (the caller only waits);
+    an error it meets is raised here, in order. Closing the iterator early stops the
+    thread after the request in flight.
+    """
+    ready: queue.Queue[object] = queue.Queue(maxsize=PREFETCH)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for chunk in chunks:
+                got = Fetched()
+                _fetch_all(http, href, kind, chunk, got)
+                if not put(got):
+                    return
+        except BaseException as exc:  # handed over to the caller's thread, raised there
+            put(exc)
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=work, name=f"caldav-fetch {http.account}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Fetched)
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def changes(
-    http: Http, href: str, kind: str, cursor: str | None, known: Mapping[str, str], sync: bool
+    http: Http, href: str, kind: str, cursor: str | None, known: Mapping[str, str], sync: bool,
+    strategy: MutableMapping[str, str] | None = None,
 ) -> Changes:
     """The ``Connector.changes`` of one collection; returns the cursor, JSON ``{"token": ...}``.
+
+    A backfill takes the objects with the listing unless ``strategy`` (collection href
+    -> ``LISTING_ONLY``, the account's memory) says this collection refused that; a
+    refusal met now is written into ``strategy``.
 
     Nothing is deleted for being absent from a listing: a full listing's absentees are
     fetched like changed objects, and only those a GET answers 404 for are named
@@ -287,14 +401,23 @@ def changes(
     everything again).
     """
     token = _token(cursor) if sync else None
-    found = listing(http, href, token, known, sync)
+    strategy = {} if strategy is None else strategy
+    with_data = sync and token is None and not known and strategy.get(href) != LISTING_ONLY
+    found = listing(http, href, token, known, sync, _data_prop(kind) if with_data else None)
+    if with_data and found.token is not None and found.present and not found.objects:
+        strategy[href] = LISTING_ONLY  # it refused the data (or sent none): not asked again
     todo = [h for h, etag in found.present.items() if not etag or known.get(h) != etag]
+    carried = [found.objects[h] for h in todo if h in found.objects]
+    todo = [h for h in todo if h not in found.objects]
     absent = [h for h in known if h not in found.present] if found.full else []
     deletes = [h for h in found.deleted if h not in found.present]
     new_token = found.token
+    batches = _chain((Fetched(carried[i : i + CHUNK]) for i in range(0, len(carried), CHUNK)),
+                     fetch(http, href, kind, todo + absent))
     absentees = set(absent)
-    total: int | None = len(todo) + len(absent)  # the listing says how many to fetch: a progress bar's total
-    for got in fetch(http, href, kind, todo + absent):
+    # the listing says how many to fetch: a progress bar's total
+    total: int | None = len(carried) + len(todo) + len(absent)
+    for got in batches:
         if any(o.href in absentees for o in got.objects):
             log.info("account %s: %s: the listing left out objects that exist; "
                      "listing everything next pass", http.account, href)
@@ -304,6 +427,11 @@ def changes(
     if deletes:  # nothing to fetch: the deletions alone
         yield ChangeBatch(deletes=deletes)
     return json.dumps({"token": new_token})
+
+
+def _chain(first: Iterator[Fetched], then: Iterator[Fetched]) -> Iterator[Fetched]:
+    yield from first
+    yield from then
 
 
 def _token(cursor: str | None) -> str | None:

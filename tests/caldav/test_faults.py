@@ -161,10 +161,13 @@ def test_reference_story_is_what_a_user_expects(reference: Any) -> None:
 
 
 def test_truncated_multiget_is_asked_again(world: DavWorld, reference: Any) -> None:
-    """The backfill's multiget answers 3 of 9 events: the rest is fetched again, not lost."""
+    """The pass's multiget answers 1 of the 3 changed events: the rest is fetched again, not lost.
+
+    (A backfill takes its objects with the listing; the multiget is the next pass's.)
+    """
     def fault(w: DavWorld) -> None:
-        w.proxy.fault(method="REPORT", path=re.escape(w.cal), body="calendar-multiget", keep=3)
-    story(world, before={"backfill": fault}, check={"backfill": _ok})
+        w.proxy.fault(method="REPORT", path=re.escape(w.cal), body="calendar-multiget", keep=1)
+    story(world, before={"sync": fault}, check={"sync": _ok})
     assert outcome(world) == reference
     assert world.unserved == []  # type: ignore[attr-defined]
 
