@@ -12,8 +12,11 @@ Shape, and why:
   inserted as ``pending`` before the remote write, so a crash in between is finished
   by the next pass instead of forgotten or duplicated.
 - ``people`` is the last pass's inference (what ``syncd people`` shows).
-- cursors live on their ``collections`` row and are written in the same transaction
-  as the last batch of changes they cover.
+- cursors live on their ``collections`` row and are written once every batch of
+  changes they cover is committed (a crash in between lists again from the old
+  cursor, and the stored etags make that a no-op).
+- ``touched``, ``stale``, ``attend``, ``titled`` and ``bases`` let a pass derive again
+  only the people a change touched (schema 3; ``syncd.derive``).
 
 Connections use ``isolation_level=None`` and explicit ``BEGIN IMMEDIATE``, so every
 transaction is visible in the code; the schema version is checked at open.
@@ -540,7 +543,7 @@ class Ledger:
 
     @_writes
     def set_cursor(self, collection_id: int, cursor: str | None, when: dt.datetime) -> None:
-        """Store a collection's cursor (inside the transaction of its last batch)."""
+        """Store a collection's cursor (inside a transaction, after its last batch's)."""
         self.conn.execute(
             "UPDATE collections SET cursor=?, synced_at=? WHERE id=?", (cursor, iso(when), collection_id)
         )
