@@ -46,6 +46,9 @@ from syncd.ledger import Interaction, Ledger, occurrence_from, parse_iso, record
 #: what is stored of a derivation; a syncd that stores more derives once after an upgrade
 SNAPSHOT_FORMAT = "3"  # 2: SPEC §8 fields, stories and interactions; 3: the index
 
+#: what the index holds (``infer.index_terms``); another format rebuilds it
+INDEX_FORMAT = "1"
+
 #: past this many changed UIDs, starting from scratch costs less than tracing them
 FULL_AT = 2000
 
@@ -143,7 +146,8 @@ class Derive:
     def _keys(self, me: Iterable[str]) -> tuple[str, str]:
         """The key a derivation is valid under (with the day), and the key of its index."""
         mine = hashlib.sha256(json.dumps(sorted(me)).encode()).hexdigest()[:16]
-        return f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}:{mine}", f"{mine}:{self.config.fingerprint}"
+        return (f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}:{mine}",
+                f"{INDEX_FORMAT}:{mine}:{self.config.fingerprint}")
 
     def changed(self) -> Derivation:
         """Derive again the people whatever changed since the last derivation touched

@@ -269,14 +269,16 @@ def words(text: str) -> set[str]:
 
 
 def index_terms(occ: Occurrence, me: frozenset[str], ignored: Ignore) -> tuple[set[str], set[str]]:
-    """What finds ``occ`` again for a person (``syncd.derive``'s index): its parties'
-    addresses but the user's, and the words of its summary when it could count by
-    title alone (nobody but the user and rooms)."""
-    parties = ([occ.organizer] if occ.organizer else []) + list(occ.attendees)
-    addresses = {p.email for p in parties if p.email and p.email not in me}
+    """What finds ``occ`` again for a person (``syncd.derive``'s index): the addresses
+    of the parties it may count for, and the words of its summary when it could count
+    by title alone (nobody but the user and rooms)."""
     admitted = _counted_parties(occ, me, ignored)
-    titled = admitted is not None and not admitted[1] and bool(occ.summary)
-    return addresses, words(occ.summary) if titled else set()
+    if admitted is None:  # declined: counts for nobody
+        return set(), set()
+    parties, anyone = admitted
+    # Only the people it may count for: rooms, the user and who declined are no one's.
+    addresses = {p.email for p in parties if p.email}
+    return addresses, words(occ.summary) if not anyone and occ.summary else set()
 
 
 def _counted_parties(occ: Occurrence, me: frozenset[str],
