@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from syncd import clock, events, taskical
+from syncd import clock
 from syncd.config import Invalid, Option, choice, expanded_path
 from syncd.errors import AccountError, PreconditionFailed
 from syncd_connectors.base import (
@@ -57,6 +57,9 @@ def _scan(folder: Path, suffix: str) -> dict[str, str]:
 
 
 def _read(path: Path) -> str:
+    # The parsers load only when a file is read: a pass with no change reads none.
+    from syncd import events
+
     return events.decode(path.read_bytes())
 
 
@@ -194,6 +197,8 @@ class VdirConnector(Connector):
         for name, tag in _scan(folder, ".ics").items():
             entry = cache.get(name)
             if entry is None or entry[0] != tag:
+                from syncd import taskical
+
                 try:
                     task = taskical.read(_read(folder / name))
                 except OSError:
@@ -212,11 +217,15 @@ class VdirConnector(Connector):
 
     def put_task(self, task: TaskSpec) -> None:
         """Write ``<uid>.ics`` unless it exists."""
+        from syncd import taskical
+
         text = taskical.render(task, clock.now(), as_event=self.opts.get("tasks_as") == "event")
         _write_new(self._tasks(), f"{task.uid}.ics", text)
 
     def cancel_task(self, uid: str) -> None:
         """Set STATUS:CANCELLED, keeping the rest of the file (the user's edits)."""
+        from syncd import taskical
+
         folder = self._tasks()
         path = folder / f"{uid}.ics"
         for _ in range(3):
