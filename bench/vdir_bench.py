@@ -174,6 +174,7 @@ def _env(pythonpath: str | None = None) -> dict[str, str]:
     env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {}), "SYNCD_NOW": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
     env.pop("JOURNAL_STREAM", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an install has its bytecode compiled: measure that
     return env
 
 
