@@ -84,6 +84,30 @@ def prepare(items: list[tuple[str, str]], start: dt.datetime, end: dt.datetime, 
     return out
 
 
+def _watch(parent: int) -> None:
+    """In a worker: exit once ``parent`` (the syncd process) is gone. A killed parent
+    tells its workers nothing; they would wait for work forever, and keep the fork
+    server alive with them."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent, 0)
+                with open(f"/proc/{parent}/stat", "rb") as fh:  # a zombie is gone too
+                    gone = fh.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+            except ProcessLookupError:
+                gone = True
+            except OSError:  # no /proc (not Linux), or not ours to signal: the first check only
+                gone = False
+            if gone:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="syncd-parent-watch", daemon=True).start()
+
+
 def _context() -> Any:
     import multiprocessing
 
@@ -128,7 +152,8 @@ class Pool:
 
         try:
             if self._executor is None:
-                self._executor = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=_context())
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    self.workers, mp_context=_context(), initializer=_watch, initargs=(os.getpid(),))
             for i in range(0, len(todo), CHUNK):
                 chunk = todo[i:i + CHUNK]
                 fut = self._executor.submit(prepare, [(o.href, o.data) for o in chunk], *self.window)
