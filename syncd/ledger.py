@@ -525,7 +525,7 @@ class Ledger:
     def put_object(self, collection_id: int, href: str, etag: str, data: str | bytes, uids: list[str]) -> None:
         """Store an object (inside a transaction); ``data`` is its text, or that text
         already ``pack``ed for this ledger (``self.packs``) by a worker process."""
-        stored = pack(data) if isinstance(data, str) and self.packs else data
+        stored = pack(data) if isinstance(data, str) and data and self.packs else data
         self.conn.execute(
             "INSERT INTO objects(collection, href, etag, data, uids) VALUES (?,?,?,?,?) "
             "ON CONFLICT(collection, href) DO UPDATE SET etag=excluded.etag, data=excluded.data, uids=excluded.uids",
@@ -777,10 +777,6 @@ def _followup(row: sqlite3.Row) -> FollowupRow:
 
 
 # -- encodings of the derived rows (occurrences, contacts) ---------------------
-def _party_json(p: Party | None) -> list[Any] | None:
-    return None if p is None else [p.email, p.name, p.partstat, p.cutype]
-
-
 @functools.lru_cache(maxsize=65536)
 def _party(email: str | None, name: str | None, partstat: str, cutype: str) -> Party:
     # The same few thousand people attend tens of thousands of meetings: share them.
@@ -836,8 +832,8 @@ def occurrence_from(d: dict[str, Any] | list[Any], order: int, account: str = ""
     if isinstance(d, list):
         uid, rid, start, all_day, cancelled, summary, org, att, mod, end = d
         return Occurrence(
-            uid=uid, recurrence_id=rid, start=dt.datetime.fromisoformat(start.replace("Z", "+00:00")), all_day=bool(all_day),
-            cancelled=bool(cancelled), summary=summary, organizer=_party_long(org),
+            uid=uid, recurrence_id=rid, start=dt.datetime.fromisoformat(start.replace("Z", "+00:00")),
+            all_day=bool(all_day), cancelled=bool(cancelled), summary=summary, organizer=_party_long(org),
             attendees=tuple(p for p in map(_party_long, att) if p), last_modified=_when(mod), order=order,
             end=_when(end), account=account, calendar=calendar,
         )
