@@ -5,10 +5,14 @@ contacts; 85 % single meetings with 1-4 attendees from the address book, weekly 
 with overrides and EXDATEs, all-day events, declined meetings) and a config, then
 measures in one run:
 
-- (a) baseline: reading and parsing every .ics with ``icalendar.Calendar.from_ical``;
-- (b) ``syncd --backfill`` as a subprocess: wall time and peak RSS;
+- (a) baseline: reading and parsing every .ics with ``icalendar.Calendar.from_ical``
+  (one process, one core);
+- (b) ``syncd --backfill`` as a subprocess: wall time, peak RSS, and the ledger's size
+  against the source files'; with ``--khal``, khal building its own index of the same
+  folders (khal is installed into ``bench/.khal-venv`` on first use);
 - (c) a no-change ``syncd sync``: the number of vdir files it opens (in-process, with an
-  audit hook; must be 0) and its wall time against ``python -c pass``;
+  audit hook; must be 0) and its wall time against ``python -c pass`` and against a
+  bare ``python -c`` that ``os.stat``s every .ics and .vcf file;
 - (d) ``syncd sync`` after 10 events were edited;
 - (e) (c) and (d) again with ``[rules.keep_in_touch] learn = false`` and ``learn = true``
   (SPEC §8's figures are derived in both; ``learn`` adds learned cadences);
@@ -19,7 +23,8 @@ measures in one run:
   of this one, alternating, on the same data (what deriving §8's figures costs).
 
 Run: ``.venv/bin/python bench/vdir_bench.py [--events 20000] [--contacts 2000] [--dir D]``
-(``--events 2000`` for a quick run). Data goes to a temporary folder unless ``--dir``.
+(``--events 2000`` for a quick run; ``--only-backfill`` stops after (b), e.g. for the
+growth run at ``--events 200000``). Data goes to a temporary folder unless ``--dir``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -168,6 +174,7 @@ def _env(pythonpath: str | None = None) -> dict[str, str]:
     env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {}), "SYNCD_NOW": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
     env.pop("JOURNAL_STREAM", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an install has its bytecode compiled: measure that
     return env
 
 
@@ -211,6 +218,83 @@ def opened_during_sync(root: Path) -> int:
     return state["count"]
 
 
+STAT_ALL = """\
+import os, sys
+for top in sys.argv[1:]:
+    for folder, _, names in os.walk(top):
+        for name in names:
+            if name.endswith((".ics", ".vcf")):
+                os.stat(os.path.join(folder, name))
+"""
+
+
+def stat_baseline(root: Path) -> float:
+    """Median seconds of a bare Python process stat-ing every .ics/.vcf file (the floor
+    of a pass that must notice any change)."""
+    py = sys.executable
+    return median_of(3, [py, "-c", STAT_ALL, str(root / "calendars"), str(root / "contacts")], root)
+
+
+def source_bytes(root: Path) -> int:
+    """Bytes of the source files (calendars and contacts)."""
+    return sum(p.stat().st_size for top in ("calendars", "contacts") for p in (root / top).rglob("*") if p.is_file())
+
+
+def ledger_bytes(root: Path) -> int:
+    """Bytes of the ledger, its write-ahead log checkpointed first."""
+    import sqlite3
+
+    path = root / "state" / "ledger.sqlite3"
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+KHAL_VENV = Path(__file__).resolve().parent / ".khal-venv"
+KHAL_CONFIG = """\
+[calendars]
+{calendars}
+[locale]
+timeformat = %H:%M
+dateformat = %Y-%m-%d
+longdateformat = %Y-%m-%d
+datetimeformat = %Y-%m-%d %H:%M
+longdatetimeformat = %Y-%m-%d %H:%M
+local_timezone = Europe/Berlin
+default_timezone = Europe/Berlin
+
+[sqlite]
+path = {db}
+"""
+
+
+def khal(root: Path) -> float:
+    """Seconds for khal to build its index of the calendar folders (its first command
+    after a fresh install reads every file into its SQLite cache)."""
+    exe = KHAL_VENV / "bin" / "khal"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(KHAL_VENV)], check=True)
+        subprocess.run([str(KHAL_VENV / "bin" / "pip"), "install", "-q", "khal"], check=True)
+    home = root / "khal"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    cals = "".join(f"[[{n}]]\npath = {root / 'calendars' / n}\n" for n in CALENDARS)
+    config = home / "config"
+    config.write_text(KHAL_CONFIG.format(calendars=cals, db=home / "khal.db"), encoding="utf-8")
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("PYTHONPATH", None)
+    t0 = time.perf_counter()
+    done = subprocess.run([str(exe), "-c", str(config), "list", "2026-06-01", "1d"], cwd=home, env=env,
+                          capture_output=True, text=True, timeout=7200)
+    took = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"khal failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return took
+
+
 def touch(files: list[Path], n: int, seed: int, contacts: int) -> None:
     """Rewrite ``n`` event files with a new summary (new content, size and mtime)."""
     rng = random.Random(seed + 1)
@@ -220,18 +304,46 @@ def touch(files: list[Path], n: int, seed: int, contacts: int) -> None:
                         newline="")
 
 
+def baseline_path(src: Path, root: Path) -> str:
+    """The PYTHONPATH that runs the syncd checked out at ``src``: its ``connectors/`` folder
+    installs as the ``syncd_connectors`` package, so a link of that name is put beside it
+    (without it, the connectors of this checkout would be imported)."""
+    if not (src / "syncd").is_dir():
+        raise SystemExit(f"--baseline-src {src}: no syncd/ folder there")
+    parts = [str(src)]
+    if (src / "connectors").is_dir() and not (src / "syncd_connectors").exists():
+        shim = root / "baseline-shim"
+        shim.mkdir(exist_ok=True)
+        link = shim / "syncd_connectors"
+        if not link.exists():
+            link.symlink_to(src / "connectors", target_is_directory=True)
+        parts.append(str(shim))
+    return os.pathsep.join(parts)
+
+
 def against_baseline(root: Path, syncd: list[str], src: Path, files: list[Path], seed: int,
                      contacts: int) -> dict[str, tuple[float, float]]:
     """(g): median no-change and 10-change pass times of the code at ``src`` and of this
-    one, alternating so that both see the same machine load."""
+    one, alternating so that both see the same machine load.
+
+    Each version keeps a ledger (and a follow-up folder) of its own: a ledger is not
+    meant to be read by an older syncd than the one that wrote it. Both read the same
+    folders, so each version's first pass of a round also takes in the other's edits.
+    """
     (root / "config.toml").write_text(CONFIG, encoding="utf-8")  # keys both versions know
+    other = root / "config-baseline.toml"
+    other.write_text(CONFIG.replace('"state/', '"state-baseline/'), encoding="utf-8")
+    cmds = {"baseline": [*syncd[:-3], "--config", str(other), "-q"], "this": syncd}
     times: dict[str, tuple[list[float], list[float]]] = {"baseline": ([], []), "this": ([], [])}
+    pythonpath = baseline_path(src, root)
+    timed([*cmds["baseline"], "--backfill", "--since", (NOW - dt.timedelta(days=SPAN_DAYS + 30)).date().isoformat()],
+          root, pythonpath)
     for k in range(3):
-        for who, path in (("baseline", str(src)), ("this", None)):
-            timed([*syncd, "sync"], root, path)  # the other version's snapshot: derive once
-            times[who][0].append(timed([*syncd, "sync"], root, path))
+        for who, path in (("baseline", pythonpath), ("this", None)):
+            timed([*cmds[who], "sync"], root, path)  # the other version's edits: take them in
+            times[who][0].append(timed([*cmds[who], "sync"], root, path))
             touch(files, 10, seed + 1000 + 2 * k + (who == "this"), contacts)
-            times[who][1].append(timed([*syncd, "sync"], root, path))
+            times[who][1].append(timed([*cmds[who], "sync"], root, path))
     return {who: (statistics.median(a), statistics.median(b)) for who, (a, b) in times.items()}
 
 
@@ -249,6 +361,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the generated folder")
     ap.add_argument("--baseline-src", type=Path, help="(g): a checkout of an older syncd to compare with")
+    ap.add_argument("--khal", action="store_true", help="(b): also time khal indexing the same folders")
+    ap.add_argument("--only-backfill", action="store_true", help="stop after (b)")
     args = ap.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="syncd-vdir-bench-"))
     if args.dir and root.exists():
@@ -265,8 +379,13 @@ def main() -> int:
         back = timed([*syncd, "--backfill", "--since", (NOW - dt.timedelta(days=SPAN_DAYS + 30)).date().isoformat()],
                      root)
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+        sizes = (ledger_bytes(root), source_bytes(root))
+        khal_s = khal(root) if args.khal else None
+        if args.only_backfill:
+            return report(args, base, back, rss_mb, sizes, khal_s, None)
         opened = opened_during_sync(root)
         startup = median_of(3, [py, "-c", "pass"], root)
+        stat_s = stat_baseline(root)
         nochange = median_of(3, [*syncd, "sync"], root)
         touch(files, 10, args.seed, args.contacts)
         after10 = timed([*syncd, "sync"], root)
@@ -283,39 +402,73 @@ def main() -> int:
                                         capture_output=True, text=True, check=True).stdout)["interactions"]
         base_vs = (against_baseline(root, syncd, args.baseline_src.resolve(), files, args.seed, args.contacts)
                    if args.baseline_src else None)
+        passes = Passes(opened, startup, stat_s, nochange, after10, learn, people_json, person_json, hub, base_vs)
+        return report(args, base, back, rss_mb, sizes, khal_s, passes)
     finally:
         if not args.keep and not args.dir:
             shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+@dataclass
+class Passes:
+    """What (c) to (g) measured."""
+
+    opened: int
+    startup: float
+    stat_s: float
+    nochange: float
+    after10: float
+    learn: dict[bool, tuple[float, float]]
+    people_json: float
+    person_json: float
+    hub: int
+    base_vs: dict[str, tuple[float, float]] | None
+
+
+def report(args: argparse.Namespace, base: float, back: float, rss_mb: float, sizes: tuple[int, int],
+           khal_s: float | None, p: Passes | None) -> int:
+    """Print the table; 1 if the no-change pass opened a vdir file."""
+    led, src = sizes
     rows = [
-        ("(a) icalendar parse of every .ics (baseline)", f"{base:8.2f} s", ""),
-        ("(b) syncd --backfill", f"{back:8.2f} s", f"{back / base:.1f}x baseline"),
+        (f"(a) icalendar parse of every .ics ({args.events} events)", f"{base:8.2f} s", ""),
+        ("(b) syncd --backfill", f"{back:8.2f} s", f"{back / base:.2f}x baseline"),
         ("(b) backfill peak RSS", f"{rss_mb:8.0f} MB", ""),
-        ("(c) no-change sync: vdir files opened", f"{opened:8d}", "must be 0"),
-        ("(c) python -c pass", f"{startup:8.3f} s", ""),
-        ("(c) no-change syncd sync", f"{nochange:8.3f} s", f"{nochange / startup:.1f}x startup"),
-        ("(d) syncd sync after 10 edited events", f"{after10:8.3f} s", f"{after10 / nochange:.2f}x no-change"),
-        ("(e) no-change sync, learn = false", f"{learn[False][0]:8.3f} s", ""),
-        ("(e) no-change sync, learn = true", f"{learn[True][0]:8.3f} s", f"{learn[True][0] / learn[False][0]:.2f}x"),
-        ("(e) sync after 10 edits, learn = false", f"{learn[False][1]:8.3f} s", ""),
-        ("(e) sync after 10 edits, learn = true", f"{learn[True][1]:8.3f} s", f"{learn[True][1] / learn[False][1]:.2f}x"),
-        ("(f) syncd people --json", f"{people_json:8.3f} s", ""),
-        (f"(f) syncd person --json ({hub} interactions)", f"{person_json:8.3f} s",
-         f"{person_json / people_json:.2f}x people --json"),
+        ("(b) source files", f"{src / 1e6:8.1f} MB", ""),
+        ("(b) ledger after the backfill", f"{led / 1e6:8.1f} MB", f"{led / src:.2f}x source files"),
+        ("(b) khal building its index", f"{khal_s:8.2f} s", f"backfill {back / khal_s:.2f}x khal")
+        if khal_s is not None else ("(b) khal not measured (--khal)", "", ""),
     ]
-    if base_vs:
-        (b0, b10), (t0_, t10) = base_vs["baseline"], base_vs["this"]
+    if p is not None:
+        learn = p.learn
         rows += [
-            ("(g) no-change sync, baseline code", f"{b0:8.3f} s", ""),
-            ("(g) no-change sync, this code", f"{t0_:8.3f} s", f"{t0_ / b0:.2f}x baseline"),
-            ("(g) sync after 10 edits, baseline code", f"{b10:8.3f} s", ""),
-            ("(g) sync after 10 edits, this code", f"{t10:8.3f} s", f"{t10 / b10:.2f}x baseline"),
+            ("(c) no-change sync: vdir files opened", f"{p.opened:8d}", "must be 0"),
+            ("(c) python -c pass", f"{p.startup:8.3f} s", ""),
+            ("(c) python -c stat-ing every .ics/.vcf", f"{p.stat_s:8.3f} s", ""),
+            ("(c) no-change syncd sync", f"{p.nochange:8.3f} s",
+             f"{p.nochange / p.startup:.1f}x startup, {p.nochange / p.stat_s:.2f}x stat"),
+            ("(d) syncd sync after 10 edited events", f"{p.after10:8.3f} s", f"{p.after10 / p.nochange:.2f}x no-change"),
+            ("(e) no-change sync, learn = false", f"{learn[False][0]:8.3f} s", ""),
+            ("(e) no-change sync, learn = true", f"{learn[True][0]:8.3f} s", f"{learn[True][0] / learn[False][0]:.2f}x"),
+            ("(e) sync after 10 edits, learn = false", f"{learn[False][1]:8.3f} s", ""),
+            ("(e) sync after 10 edits, learn = true", f"{learn[True][1]:8.3f} s", f"{learn[True][1] / learn[False][1]:.2f}x"),
+            ("(f) syncd people --json", f"{p.people_json:8.3f} s", ""),
+            (f"(f) syncd person --json ({p.hub} interactions)", f"{p.person_json:8.3f} s",
+             f"{p.person_json / p.people_json:.2f}x people --json"),
         ]
+        if p.base_vs:
+            (b0, b10), (t0_, t10) = p.base_vs["baseline"], p.base_vs["this"]
+            rows += [
+                ("(g) no-change sync, baseline code", f"{b0:8.3f} s", ""),
+                ("(g) no-change sync, this code", f"{t0_:8.3f} s", f"{t0_ / b0:.2f}x baseline"),
+                ("(g) sync after 10 edits, baseline code", f"{b10:8.3f} s", ""),
+                ("(g) sync after 10 edits, this code", f"{t10:8.3f} s", f"{t10 / b10:.2f}x baseline"),
+            ]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'value':>11}  ratio")
     for name, value, ratio in rows:
         print(f"{name:<{width}}  {value:>11}  {ratio}")
-    return 0 if opened == 0 else 1
-
+    return 0 if p is None or p.opened == 0 else 1
 
 if __name__ == "__main__":
     sys.exit(main())

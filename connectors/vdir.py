@@ -8,18 +8,17 @@ a rerun never overwrites or duplicates, replaced atomically (temp file + rename)
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import glob
 import logging
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from syncd import events
 from syncd.config import expanded_path
 from syncd_connectors.base import (
     CONTACTS,
@@ -57,17 +56,25 @@ def _etag(st: os.stat_result) -> str:
 def _scan(folder: Path, suffix: str) -> dict[str, str]:
     """file name -> etag of the items of a folder (hidden and temporary files skipped)."""
     out = {}
+    # A pass with no change is this loop: one stat per file, nothing else per entry.
     with os.scandir(folder) as it:
         for entry in it:
-            if entry.name.startswith(".") or not entry.name.lower().endswith(suffix):
+            name = entry.name
+            if name.startswith(".") or not name.lower().endswith(suffix):
                 continue
-            with contextlib.suppress(FileNotFoundError):
-                if entry.is_file():
-                    out[entry.name] = _etag(entry.stat())
+            try:
+                st = entry.stat()  # follows a link, as is_file() would
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                out[name] = _etag(st)
     return out
 
 
 def _read(path: Path) -> str:
+    # The parsers load only when a file is read: a pass with no change reads none.
+    from syncd import events
+
     return events.decode(path.read_bytes())
 
 

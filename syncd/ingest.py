@@ -17,14 +17,14 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from syncd import errors
 from syncd.accounts import Accounts
 from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import AccountError, ParseError, SyncdError
-from syncd.ledger import Ledger, disk_full, iso, occurrence_json, record_json
+from syncd.ledger import Ledger, disk_full, iso, occurrence_data, record_json
 from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
@@ -34,6 +34,9 @@ from syncd_connectors.base import (
     Connector,
     RawObject,
 )
+
+if TYPE_CHECKING:
+    from syncd.parse_pool import Pool, Prepared, Series
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class Ingest:
         self.progress = progress
         self.allow_empty = frozenset(allow_empty)  # accounts whose empty collections are believed
         self._parsed: collections.OrderedDict[tuple[int, str], tuple[str, Any]] = collections.OrderedDict()
+        self._pool: Pool | None = None  # worker processes reading a big listing ahead (parse_pool)
 
     def window(self, since: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
         """The expansion window: from the earliest backfill start to past the horizon."""
@@ -107,7 +111,7 @@ class Ingest:
                     self.ledger.set_meta("window_start", start.isoformat())
                     self._reexpand(self.ledger.conn.execute("SELECT collection, uid FROM series").fetchall(),
                                    start, end)
-            self._sync_collections(conn, ctx, name, start, end, result)
+            self._sync_collections(self._ahead(conn, start, end), ctx, name, start, end, result)
             with self.ledger.transaction():
                 before = self.ledger.self_addresses()
                 self.ledger.set_self_addresses(name, conn.self_addresses())
@@ -179,14 +183,21 @@ class Ingest:
             self.ledger.put_object(cid, obj.href, obj.etag, "", [])
             self.ledger.put_contacts(cid, obj.href, records)
             return skipped
-        parsed = events.split(obj.data)
-        for problem in parsed.problems:
+        prep = self._pool.take(obj) if self._pool is not None else None
+        parsed = None
+        if prep is not None:
+            problems, uids = prep.problems, prep.uids
+        else:
+            parsed = events.split(obj.data)
+            problems, uids = parsed.problems, sorted(parsed.by_uid)
+        for problem in problems:
             log.warning("account %s: %s: skipped an event: %s", account, obj.href, problem)
             skipped = 1
         old = self.ledger.object_uids(cid, obj.href)
-        self.ledger.put_object(cid, obj.href, obj.etag, obj.data, sorted(parsed.by_uid))
-        for uid in sorted(set(old) | set(parsed.by_uid)):
-            skipped |= self._expand(account, cid, uid, start, end, {obj.href: parsed})
+        self.ledger.put_object(cid, obj.href, obj.etag, prep.stored if prep is not None else obj.data, uids)
+        for uid in sorted(set(old) | set(uids)):
+            skipped |= self._expand(account, cid, uid, start, end, {obj.href: parsed} if parsed is not None else {},
+                                    ready=(obj.href, prep) if prep is not None else None)
         return skipped
 
     def _remove(self, account: str, cid: int, href: str, start: dt.datetime, end: dt.datetime) -> None:
@@ -196,13 +207,19 @@ class Ingest:
             self._expand(account, cid, uid, start, end, {})
 
     def _expand(self, account: str, cid: int, uid: str, start: dt.datetime, end: dt.datetime,
-                cache: dict[str, Any]) -> int:
+                cache: dict[str, Any], ready: tuple[str, Prepared] | None = None) -> int:
+        """Re-expand one UID from every object of the collection holding it; ``ready``
+        is (href, what a worker made of it), taken when that object alone holds it."""
         from syncd import events
+        from syncd.parse_pool import Series
 
         comps: list[Any] = []
         tzs: list[Any] = []
         href = ""
-        for href, data in self.ledger.objects_with_uid(cid, uid):
+        holders = self.ledger.objects_with_uid(cid, uid)
+        if ready is not None and uid in ready[1].series and [h for h, _ in holders] == [ready[0]]:
+            return self._store(account, cid, uid, ready[0], ready[1].series[uid], end)
+        for href, data in holders:
             parsed = cache.get(href) or self._split(cid, href, data)
             comps.extend(parsed.by_uid.get(uid, []))
             tzs.extend(parsed.timezones)
@@ -213,14 +230,29 @@ class Ingest:
         try:
             occs, recurring = events.expand(uid, comps, tzs, start, end, self.config.timezone, notes=notes)
         except ParseError as exc:
-            log.warning("account %s: %s: skipped event %s: %s", account, href, uid, exc)
+            return self._store(account, cid, uid, href, Series([], error=str(exc)), end)
+        packed = self.ledger.packs
+        return self._store(account, cid, uid, href, Series(
+            [(o.recurrence_id, iso(o.start) or "", occurrence_data(o, packed)) for o in occs], recurring, notes), end)
+
+    def _store(self, account: str, cid: int, uid: str, href: str, series: Series, end: dt.datetime) -> int:
+        """Store one expanded UID (from this process or a worker); 1 if it was skipped."""
+        if series.error is not None:
+            log.warning("account %s: %s: skipped event %s: %s", account, href, uid, series.error)
             self.ledger.drop_series(cid, uid)
             return 1
-        for note in notes:
+        for note in series.notes or ():
             log.warning("account %s: %s: event %s cut: %s", account, href, uid, note)
-        self.ledger.replace_series(cid, uid, [(o.recurrence_id, iso(o.start) or "", json.dumps(occurrence_json(o))) for o in occs],
-                                   recurring, end)
+        # rows hold ``occurrence_data``: packed for a SQLite ledger, which stores it as it is
+        self.ledger.replace_series(cid, uid, cast(list[tuple[str, str, str]], series.rows), series.recurring, end)
         return 0
+
+    def _ahead(self, conn: Connector, start: dt.datetime, end: dt.datetime) -> Connector:
+        """``conn``, its big listings of events read ahead by worker processes."""
+        from syncd.parse_pool import Pool
+
+        self._pool = Pool(start, end, self.config.timezone, self.ledger.packs)
+        return self._pool.ahead(conn)
 
     def _split(self, cid: int, href: str, data: str) -> Any:
         """``events.split`` of a stored object, remembered for the next UIDs it holds.

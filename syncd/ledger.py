@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -561,12 +562,14 @@ class Ledger:
         return json.loads(row[0]) if row else []
 
     @_writes
-    def put_object(self, collection_id: int, href: str, etag: str, data: str, uids: list[str]) -> None:
-        """Store an object (inside a transaction)."""
+    def put_object(self, collection_id: int, href: str, etag: str, data: str | bytes, uids: list[str]) -> None:
+        """Store an object (inside a transaction); ``data`` is its text, or that text
+        already ``pack``ed for this ledger (``self.packs``) by a worker process."""
+        stored = pack(data) if isinstance(data, str) and data and self.packs else data
         self.conn.execute(
             "INSERT INTO objects(collection, href, etag, data, uids) VALUES (?,?,?,?,?) "
             "ON CONFLICT(collection, href) DO UPDATE SET etag=excluded.etag, data=excluded.data, uids=excluded.uids",
-            (collection_id, href, etag, data, json.dumps(uids)),
+            (collection_id, href, etag, stored, json.dumps(uids)),
         )
         self.conn.execute("DELETE FROM object_uids WHERE collection=? AND href=?", (collection_id, href))
         self.conn.executemany(
@@ -581,13 +584,19 @@ class Ledger:
         self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href))
 
     def objects_with_uid(self, collection_id: int, uid: str) -> list[tuple[str, str]]:
-        """(href, data) of every object of a collection holding ``uid``."""
-        return self.conn.execute(
+        """(href, text) of every object of a collection holding ``uid``."""
+        return [(href, unpack(data)) for href, data in self.conn.execute(
             # A sub-select, so the planner starts from the UID (a join may scan the collection).
             "SELECT href, data FROM objects WHERE collection=? AND href IN "
             "(SELECT href FROM object_uids WHERE collection=? AND uid=?) ORDER BY href",
             (collection_id, collection_id, uid),
-        ).fetchall()
+        )]
+
+    @property
+    def packs(self) -> bool:
+        """Whether this ledger stores texts ``pack``ed (SQLite keeps BLOBs in any column;
+        PostgreSQL's ``text`` columns take text only, and TOAST compresses them there)."""
+        return isinstance(self.conn, sqlite3.Connection)
 
     # -- derived: occurrences and contacts -------------------------------------
     @_writes
@@ -635,8 +644,9 @@ class Ledger:
     def occurrences_of(self, uids: Iterable[str]) -> Iterator[tuple[int, str]]:
         """(collection id, JSON) of every stored occurrence of ``uids``, in any calendar."""
         for batch in _chunks(sorted(set(uids))):
-            yield from self.conn.execute(
-                f"SELECT collection, data FROM occurrences WHERE uid IN ({','.join('?' * len(batch))})", batch)
+            for cid, data in self.conn.execute(
+                    f"SELECT collection, data FROM occurrences WHERE uid IN ({','.join('?' * len(batch))})", batch):
+                yield cid, unpack(data)
 
     def uids_starting(self, ranges: list[tuple[dt.datetime, dt.datetime]]) -> set[str]:
         """UIDs with an occurrence starting in one of the half-open ranges (a, b]."""
@@ -648,8 +658,9 @@ class Ledger:
         return out
 
     def all_occurrences(self) -> Iterator[tuple[int, str]]:
-        """(collection id, JSON) of every stored occurrence."""
-        yield from self.conn.execute("SELECT collection, data FROM occurrences")
+        """(collection id, JSON) of every stored occurrence (for ``occurrence_from``)."""
+        for cid, data in self.conn.execute("SELECT collection, data FROM occurrences"):
+            yield cid, unpack(data)
 
     @_writes
     def put_contacts(self, collection_id: int, href: str, records: list[str]) -> None:
@@ -925,10 +936,6 @@ def _followup(row: sqlite3.Row) -> FollowupRow:
 
 
 # -- encodings of the derived rows (occurrences, contacts) ---------------------
-def _party_json(p: Party | None) -> list[Any] | None:
-    return None if p is None else [p.email, p.name, p.partstat, p.cutype]
-
-
 @functools.lru_cache(maxsize=65536)
 def _party(email: str | None, name: str | None, partstat: str, cutype: str) -> Party:
     # The same few thousand people attend tens of thousands of meetings: share them.
@@ -939,17 +946,56 @@ def _party_from(v: list[Any] | None) -> Party | None:
     return None if v is None else _party(v[0], v[1], v[2], v[3])
 
 
-def occurrence_json(o: Occurrence) -> dict[str, Any]:
-    """The stored form of an occurrence (a row of ``occurrences``)."""
-    return {
-        "uid": o.uid, "rid": o.recurrence_id, "start": iso(o.start), "all_day": o.all_day,
-        "cancelled": o.cancelled, "summary": o.summary, "org": _party_json(o.organizer),
-        "att": [_party_json(a) for a in o.attendees], "mod": iso(o.last_modified), "end": iso(o.end),
-    }
+def occurrence_json(o: Occurrence) -> list[Any]:
+    """The stored form of an occurrence (a row of ``occurrences``), before ``pack``.
+
+    A list, not an object: the keys made up a third of every row. Parties drop what
+    most have (an individual, no name, no answer) from their end.
+    """
+    return [o.uid, o.recurrence_id, iso(o.start), int(o.all_day), int(o.cancelled), o.summary,
+            _party_short(o.organizer), [_party_short(a) for a in o.attendees], iso(o.last_modified), iso(o.end)]
 
 
-def occurrence_from(d: dict[str, Any], order: int, account: str = "", calendar: str = "") -> Occurrence:
-    """An occurrence from its stored form; ``order`` etc. come from its collection."""
+def occurrence_data(o: Occurrence, packed: bool) -> str | bytes:
+    """The ``data`` of an occurrence's row: compact JSON, ``pack``ed if ``packed``
+    (``Ledger.packs``)."""
+    text = json.dumps(occurrence_json(o), separators=(",", ":"), ensure_ascii=False)
+    return pack(text) if packed else text
+
+
+#: what a party usually is (no name, no answer, an individual): dropped from the end of its row
+_PARTY_DEFAULTS = (None, None, "", "INDIVIDUAL")
+
+
+def _party_short(p: Party | None) -> list[Any] | None:
+    if p is None:
+        return None
+    v = [p.email, p.name, p.partstat, p.cutype]
+    while v and v[-1] == _PARTY_DEFAULTS[len(v) - 1]:
+        v.pop()
+    return v
+
+
+def _party_long(v: list[Any] | None) -> Party | None:
+    return None if v is None else _party(*v, *_PARTY_DEFAULTS[len(v):])
+
+
+def _when(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def occurrence_from(d: dict[str, Any] | list[Any], order: int, account: str = "", calendar: str = "") -> Occurrence:
+    """An occurrence from its stored form (the JSON of ``all_occurrences``, decoded:
+    a list, or the object rows written before 0.2 hold); ``order`` etc. come from its
+    collection."""
+    if isinstance(d, list):
+        uid, rid, start, all_day, cancelled, summary, org, att, mod, end = d
+        return Occurrence(
+            uid=uid, recurrence_id=rid, start=dt.datetime.fromisoformat(start.replace("Z", "+00:00")),
+            all_day=bool(all_day), cancelled=bool(cancelled), summary=summary, organizer=_party_long(org),
+            attendees=tuple(p for p in map(_party_long, att) if p), last_modified=_when(mod), order=order,
+            end=_when(end), account=account, calendar=calendar,
+        )
     end = d.get("end")  # absent in rows expanded before ends were kept
     return Occurrence(
         uid=d["uid"], recurrence_id=d["rid"], start=dt.datetime.fromisoformat(d["start"].replace("Z", "+00:00")),
@@ -959,6 +1005,49 @@ def occurrence_from(d: dict[str, Any], order: int, account: str = "", calendar: 
         order=order, end=dt.datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None,
         account=account, calendar=calendar,
     )
+
+
+# Texts in a SQLite ledger (objects, occurrences) are stored as BLOBs: a format byte,
+# then raw deflate primed with _DICTIONARY (most objects are a few hundred bytes, too
+# short for deflate to find much repetition in themselves). TEXT values are read as they
+# are: rows written before 0.2, and every row on PostgreSQL. The dictionary is part of
+# format 1: a different one needs a new format byte, and reading both.
+_PACKED_1 = 1
+_DICTIONARY = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//\r\nCALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\n"
+    b"BEGIN:VTIMEZONE\r\nTZID:\r\nX-LIC-LOCATION:\r\nBEGIN:STANDARD\r\nTZOFFSETFROM:+0100\r\n"
+    b"TZOFFSETTO:+0200\r\nTZNAME:CEST\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:STANDARD\r\n"
+    b"BEGIN:DAYLIGHT\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\n"
+    b"TRIGGER:-PT15M\r\nEND:VALARM\r\nSTATUS:CONFIRMED\r\nTRANSP:OPAQUE\r\nSEQUENCE:0\r\n"
+    b"CLASS:PUBLIC\r\nLOCATION:\r\nDESCRIPTION:\r\nCATEGORIES:\r\nCREATED:\r\n"
+    b"RRULE:FREQ=WEEKLY;INTERVAL=1;COUNT=;UNTIL=;BYDAY=MO,TU,WE,TH,FR\r\nEXDATE;TZID=\r\n"
+    b"RECURRENCE-ID;TZID=\r\nDURATION:PT1H\r\nDTSTART;VALUE=DATE:\r\nDTEND;VALUE=DATE:\r\n"
+    b"ORGANIZER;CN=\r\nATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN=\r\n"
+    b"ATTENDEE;CUTYPE=ROOM;CN=\r\nATTENDEE;PARTSTAT=TENTATIVE;CN=\r\nATTENDEE;PARTSTAT=DECLINED;CN=\r\n"
+    b";PARTSTAT=ACCEPTED;CUTYPE=INDIVIDUAL:mailto:\r\nBEGIN:VEVENT\r\nUID:\r\nDTSTAMP:\r\n"
+    b"LAST-MODIFIED:\r\nSUMMARY:\r\nDTSTART;TZID=\r\nDTEND;TZID=\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    b'"NEEDS-ACTION"],"TENTATIVE"],"DECLINED"],"ROOM"],"ACCEPTED"],[[".com",".org",null,"T00:00:00Z",'
+)
+
+
+def pack(text: str) -> bytes:
+    """``text`` as a SQLite ledger stores it (see ``unpack``)."""
+    z = zlib.compressobj(6, zlib.DEFLATED, -15, 5, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY)
+    return bytes((_PACKED_1,)) + z.compress(text.encode("utf-8", "surrogatepass")) + z.flush()
+
+
+def unpack(value: str | bytes) -> str:
+    """A stored text: TEXT as it is, a BLOB from ``pack``.
+
+    Raises:
+        sqlite3.DataError: a BLOB in a format this syncd does not know.
+    """
+    if isinstance(value, str):
+        return value
+    if not value or value[0] != _PACKED_1:
+        raise sqlite3.DataError(f"a stored text in an unknown format ({value[:1]!r})")
+    z = zlib.decompressobj(-15, _DICTIONARY)
+    return (z.decompress(memoryview(value)[1:]) + z.flush()).decode("utf-8", "surrogatepass")
 
 
 def _date_json(p: PartialDate | None) -> list[int | None] | None:
