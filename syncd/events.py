@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import icalendar
-import recurring_ical_events
 
 from syncd.errors import ParseError
 from syncd.infer import Occurrence, Party
@@ -402,6 +401,9 @@ class _Series:
                 comp, moved = _bounded_master(comp, anchor, self.zone, notes)
                 any_moved |= moved
             cal.add_component(comp)
+        # Loaded with the first recurring series: most passes change single events only.
+        import recurring_ical_events
+
         return recurring_ical_events.of(cal, components=["VEVENT"]), any_moved
 
     def between(self, lo: dt.datetime, hi: dt.datetime) -> list[icalendar.cal.Component]:
