@@ -245,11 +245,12 @@ class Derive:
         stories = self.ledger.stories_of(keys)
         order: Callable[[infer.Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
         by_key = {p.key: p for p in people}
+        entries = self.ledger.entries_of([k for k in keys if k not in by_key])
         extra = []
         for k in sorted(keys):
             p = by_key.get(k)
             if p is None:  # someone known by an address, met in no changed meeting
-                entry = self.ledger.entries_of([k]).get(k)
+                entry = entries.get(k)
                 if entry is None:
                     continue
                 p = Person(key=k, name=entry["name"], emails=[before[k][len(_STRANGER):]],
