@@ -566,12 +566,16 @@ class Ledger:
         """Store an object (inside a transaction); ``data`` is its text, or that text
         already ``pack``ed for this ledger (``self.packs``) by a worker process."""
         stored = pack(data) if isinstance(data, str) and data and self.packs else data
+        old = self.object_uids(collection_id, href)
         self.conn.execute(
             "INSERT INTO objects(collection, href, etag, data, uids) VALUES (?,?,?,?,?) "
             "ON CONFLICT(collection, href) DO UPDATE SET etag=excluded.etag, data=excluded.data, uids=excluded.uids",
             (collection_id, href, etag, stored, json.dumps(uids)),
         )
-        self.conn.execute("DELETE FROM object_uids WHERE collection=? AND href=?", (collection_id, href))
+        # By (collection, uid, href), the key: "WHERE collection=? AND href=?" would read
+        # every row of the collection, for every object (a backfill grew quadratically).
+        self.conn.executemany("DELETE FROM object_uids WHERE collection=? AND uid=? AND href=?",
+                              [(collection_id, uid, href) for uid in old])
         self.conn.executemany(
             "INSERT OR IGNORE INTO object_uids(collection, uid, href) VALUES (?,?,?)",
             [(collection_id, uid, href) for uid in uids],
