@@ -154,11 +154,26 @@ CREATE TABLE IF NOT EXISTS histories (  -- per person: a digest of their interac
 _SCHEMA_3 = """
 CREATE TABLE IF NOT EXISTS touched (uid TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS stale (person TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS attend (address TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (address, uid));
+CREATE TABLE IF NOT EXISTS attend (
+    address TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (address, uid)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attend_uid ON attend(uid);
-CREATE TABLE IF NOT EXISTS titled (word TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (word, uid));
+CREATE TABLE IF NOT EXISTS titled (word TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (word, uid)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS titled_uid ON titled(uid);
-CREATE TABLE IF NOT EXISTS bases (person TEXT PRIMARY KEY, data TEXT NOT NULL)
+CREATE TABLE IF NOT EXISTS bases (person TEXT PRIMARY KEY, data TEXT NOT NULL);
+-- Interactions are kept in the order they are read (a person's, by start): one tree,
+-- not a table and two indexes (half the ledger at 20,000 events). They are derived:
+-- the derivation after this upgrade writes them again (its snapshot format changed).
+DROP TABLE IF EXISTS interactions;
+DROP TABLE IF EXISTS histories;
+CREATE TABLE interactions (
+    person TEXT NOT NULL, uid TEXT NOT NULL, recurrence_id TEXT NOT NULL,
+    start TEXT NOT NULL, end TEXT, summary TEXT NOT NULL,
+    account TEXT NOT NULL, calendar TEXT NOT NULL,
+    others INTEGER NOT NULL, organised INTEGER NOT NULL,
+    PRIMARY KEY (person, start, uid, recurrence_id)
+) WITHOUT ROWID;
+CREATE TABLE histories (person TEXT PRIMARY KEY, digest TEXT NOT NULL)
 """
 
 #: SQLite's default limit of host parameters is 999 before 3.32: stay under it
