@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,19 +266,31 @@ class Derive:
 
     def _full(self, now: dt.datetime, me: frozenset[str], key: str, day: str, index_key: str,
               uids: set[str]) -> Derivation:
-        i = self.inputs()
+        orders = self._orders()
+        s = self._settings()
         known = self.ledger.identity()
-        book = infer.Directory(i.contacts, i.me, i.settings, known)
+        book = infer.Directory(self._contacts(orders), me, s, known)
         owned: dict[int, set[str]] = {}
         for email, p in book.by_email.items():
             owned.setdefault(id(p), set()).add(email)
         bases = {p.key: _basis(p, owned.get(id(p), ())) for p in book.people}
-        people, remembered = book.attach(i.occurrences, i.now, i.until)
-        self._remember(remembered, known)
-        ignored = infer.Ignore(i.settings.ignore)
         rebuild = self.ledger.meta("indexed") != index_key
-        occs = i.occurrences if rebuild else [o for o in i.occurrences if o.uid in uids]
-        index = _index(occs, set() if rebuild else uids, me, ignored)
+        index: dict[str, tuple[set[str], set[str]]] = {} if rebuild else {u: (set(), set()) for u in uids}
+        ignored = infer.Ignore(s.ignore)
+
+        def stream() -> Iterator[Occurrence]:
+            # A UID at a time: the ledger is never held whole (200,000 events would not fit
+            # the memory a pass may take); the index is built on the way.
+            where = {c.id: (c.account, c.name) for c in self.ledger.collections()}
+            for uid, rows in itertools.groupby(self.ledger.occurrences_by_uid(orders), key=lambda r: r[0]):
+                occs = [occurrence_from(json.loads(data), orders[cid], *where.get(cid, ("", "")))
+                        for _, cid, data in rows]
+                if rebuild or uid in uids:
+                    index.update(_index(occs, (), me, ignored))
+                yield from infer.dedupe(occs)
+
+        people, remembered = book.attach(stream(), now, now + self.config.horizon, deduped=True)
+        self._remember(remembered, known)
         derived = _bases(people, bases)
         return Derivation(people, True, key, day, frozenset(), set(self.ledger.bases()) - set(derived), derived, index,
                           index_key if rebuild else None, uids, self.ledger.stale())

@@ -409,7 +409,7 @@ class Directory:
         return {e for e, p in self.by_email.items() if p is person}
 
     def attach(self, occurrences: Iterable[Occurrence], now: dt.datetime, until: dt.datetime | None = None,
-               only: set[str] | None = None, strangers: set[str] | None = None,
+               only: set[str] | None = None, strangers: set[str] | None = None, deduped: bool = False,
                ) -> tuple[list[Person], Identity | None]:
         """Give people their counted meetings; see ``derive``.
 
@@ -417,13 +417,15 @@ class Directory:
         return only them; ``strangers``: the unknown attendees to consider (by address).
         None: everyone. Either way, each returned person's meetings are exact as long
         as ``occurrences`` holds every meeting of theirs (all copies of it).
+        ``deduped``: ``occurrences`` are ``dedupe``d already, a UID at a time in UID
+        order (a stream that need not be held whole).
         """
         settings, me_set, ignored = self.settings, self.me, self.ignored
         people, by_email, titles = self.people, self.by_email, self.titles
         wanted = None if only is None else {id(p) for p in people if p.key in only}
         unknown: dict[str, Person] = {}
         unknown_cn: dict[str, tuple[dt.datetime, str]] = {}
-        for occ in dedupe(occurrences):
+        for occ in occurrences if deduped else dedupe(occurrences):
             if occ.cancelled or (occ.all_day and not settings.count_all_day):
                 continue
             if until is not None and occ.start > until:

@@ -29,6 +29,7 @@ import datetime as dt
 import errno
 import functools
 import hashlib
+import heapq
 import json
 import os
 import sqlite3
@@ -675,6 +676,17 @@ class Ledger:
                 out.update(r[0] for r in self.conn.execute(
                     "SELECT DISTINCT uid FROM occurrences WHERE start > ? AND start <= ?", (iso(a), iso(b))))
         return out
+
+    def occurrences_by_uid(self, collections: Iterable[int]) -> Iterator[tuple[str, int, str]]:
+        """(uid, collection id, JSON) of every stored occurrence of ``collections``, by
+        uid: one read of each collection's rows in key order, merged, so a caller can
+        work through the ledger one UID at a time without holding it all."""
+        def rows(cid: int) -> Iterator[tuple[str, int, str]]:
+            for uid, data in self.conn.execute(
+                    "SELECT uid, data FROM occurrences WHERE collection=? ORDER BY uid, recurrence_id", (cid,)):
+                yield uid, cid, unpack(data)
+
+        return heapq.merge(*(rows(c) for c in sorted(set(collections))), key=lambda r: r[0])
 
     def all_occurrences(self) -> Iterator[tuple[int, str]]:
         """(collection id, JSON) of every stored occurrence (for ``occurrence_from``)."""
