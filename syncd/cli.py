@@ -16,8 +16,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from syncd import __version__, clock, config, errors, output, rules
 from syncd import log as logsetup
 from syncd.errors import EX_FAILED, EX_OK, EX_USAGE, SyncdError
@@ -226,6 +224,7 @@ class _Bar:
     where the connector knows one. Log lines go through its console, above the bar."""
 
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
         self.console = Console(stderr=True, highlight=False)
@@ -396,6 +395,8 @@ def cmd_person(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(data)
         return EX_OK
+    from rich.console import Console
+
     views.render_person(Console(highlight=False, width=None if sys.stdout.isatty() else 120), data, story)
     return EX_OK
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
@@ -31,6 +31,9 @@ def is_terminal(stream: TextIO | None = None) -> bool:
 
 def console(stderr: bool = False) -> Console:
     """A console for plain lines: no highlighting, no wrapping of long lines."""
+    # rich loads with the first thing drawn: a quiet pass draws nothing
+    from rich.console import Console
+
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
@@ -50,6 +53,9 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str]], stream: TextIO 
         for row in [columns, *rows]:
             stream.write("\t".join(_tsv_cell(str(c)) for c in row) + "\n")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     t = Table(*columns, box=None, header_style="bold")
     cells = [[str(c) for c in row] for row in rows]
     for i, col in enumerate(t.columns):
