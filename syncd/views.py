@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from syncd import relate, rules
 from syncd.infer import Meeting, Person
 from syncd.ledger import FollowupRow, Interaction, iso
+
+if TYPE_CHECKING:  # rich loads only to draw: a pass stores snapshots without it
+    from rich.console import Console
+    from rich.table import Table
 
 
 def meeting_json(m: Meeting | Interaction) -> dict[str, Any]:
@@ -149,6 +148,8 @@ def _day(value: str | None) -> str:
 
 
 def _meetings_table(title: str, items: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table("date", "summary", "calendar", "others", "organised", title=title, title_justify="left",
                   box=None)
     for m in items:
@@ -159,6 +160,11 @@ def _meetings_table(title: str, items: list[dict[str, Any]]) -> Table:
 
 def render_person(console: Console, data: dict[str, Any], story: dict[str, Any]) -> None:
     """The readable layout of ``syncd person`` (``data`` is the ``person_json`` object)."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
