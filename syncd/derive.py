@@ -53,7 +53,11 @@ INDEX_FORMAT = "1"
 #: past this many changed UIDs, starting from scratch costs less than tracing them
 FULL_AT = 2000
 
-_STRANGER = "stranger:"  # the basis of someone known by one address, not by a record
+_STRANGER = "stranger:"
+
+#: what the index holds of one UID: its addresses and its title words (tuples: at
+#: 200,000 events a derivation from scratch holds one per UID)
+Terms = tuple[tuple[str, ...], tuple[str, ...]]  # the basis of someone known by one address, not by a record
 
 
 @dataclass
@@ -89,7 +93,7 @@ class Derivation:
     kept: frozenset[str] = frozenset()
     dropped: set[str] = field(default_factory=set)  # ids whose stored rows go
     bases: dict[str, str] = field(default_factory=dict)  # what each derived person was made of
-    index: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)  # uid -> addresses, words
+    index: dict[str, Terms] = field(default_factory=dict)  # uid -> addresses, words
     rebuild: str | None = None  # the index is all of ``index``, made for this key
     uids: set[str] = field(default_factory=set)  # changed UIDs it took into account
     stale: set[str] = field(default_factory=set)  # changed follow-ups' people it took into account
@@ -170,8 +174,8 @@ class Derive:
         index = _index(fresh, uids, me, infer.Ignore(s.ignore))
         addresses, found = self.ledger.index_of(uids)
         for a, w in index.values():
-            addresses |= a
-            found |= w
+            addresses.update(a)
+            found.update(w)
         known = self.ledger.identity()
         book = infer.Directory(self._contacts(orders), me, s, known)
         owned: dict[int, set[str]] = {}
@@ -275,7 +279,7 @@ class Derive:
             owned.setdefault(id(p), set()).add(email)
         bases = {p.key: _basis(p, owned.get(id(p), ())) for p in book.people}
         rebuild = self.ledger.meta("indexed") != index_key
-        index: dict[str, tuple[set[str], set[str]]] = {} if rebuild else {u: (set(), set()) for u in uids}
+        index: dict[str, Terms] = {} if rebuild else {u: ((), ()) for u in uids}
         ignored = infer.Ignore(s.ignore)
 
         def stream() -> Iterator[Occurrence]:
@@ -346,19 +350,27 @@ class Derive:
         s = rule_settings(self.config)
         shared: dict[int, dt.date] = {}  # meetings are shared objects: their local date is found once
         snap, stories = {}, {}
-        rows: dict[str, list[Interaction]] = {}
+        rows: dict[str, Iterable[Interaction]] = {}
         for p in people:
             entry, story = views.snapshot(p, history, s, today, shared)
             snap[p.key] = json.dumps(entry, sort_keys=True)
             stories[p.key] = json.dumps(story, sort_keys=True)
-            rows[p.key] = [Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account,
-                                       m.calendar, m.others, m.organised) for m in p.meetings]
+            # made one person at a time, as they are written: everyone's at once is the
+            # biggest thing a derivation from scratch would hold
+            rows[p.key] = _interactions(p)
         with self.ledger.transaction():
             self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped)
             self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale, d.rebuild is not None)
             self.ledger.set_meta("derived", f"{d.key}|{d.day}|{self.now().isoformat()}" if valid else "")
             if d.rebuild is not None:
                 self.ledger.set_meta("indexed", d.rebuild)
+
+
+def _interactions(p: Person) -> Iterator[Interaction]:
+    """A person's counted meetings as interaction rows."""
+    for m in p.meetings:
+        yield Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar, m.others,
+                          m.organised)
 
 
 def _bases(people: Iterable[Person], cards: dict[str, str]) -> dict[str, str]:
@@ -380,13 +392,13 @@ def _upcoming(d: dict[str, Any]) -> infer.Meeting:
 
 
 def _index(occurrences: Iterable[Occurrence], uids: Iterable[str], me: frozenset[str],
-           ignored: infer.Ignore) -> dict[str, tuple[set[str], set[str]]]:
+           ignored: infer.Ignore) -> dict[str, Terms]:
     """uid -> the addresses and title words that find it (every one of ``uids`` has an
     entry, empty when its occurrences are gone)."""
-    out: dict[str, tuple[set[str], set[str]]] = {u: (set(), set()) for u in uids}
+    found: dict[str, tuple[set[str], set[str]]] = {u: (set(), set()) for u in uids}
     for occ in occurrences:
-        addresses, found = infer.index_terms(occ, me, ignored)
-        entry = out.setdefault(occ.uid, (set(), set()))
+        addresses, titled = infer.index_terms(occ, me, ignored)
+        entry = found.setdefault(occ.uid, (set(), set()))
         entry[0].update(addresses)
-        entry[1].update(found)
-    return out
+        entry[1].update(titled)
+    return {u: (tuple(sorted(a)), tuple(sorted(w))) for u, (a, w) in found.items()}

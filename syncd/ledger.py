@@ -34,7 +34,7 @@ import json
 import os
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -744,7 +744,7 @@ class Ledger:
         return dict(self.conn.execute("SELECT person, data FROM bases").fetchall())
 
     @_writes
-    def put_derivation(self, index: dict[str, tuple[set[str], set[str]]], bases: dict[str, str],
+    def put_derivation(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]], bases: dict[str, str],
                        dropped: Iterable[str], uids: Iterable[str], stale: Iterable[str],
                        rebuild: bool = False) -> None:
         """Store the derivation's own state (inside the transaction that stores people):
@@ -759,9 +759,9 @@ class Ledger:
                 self.conn.execute(f"DELETE FROM attend WHERE uid IN ({marks})", batch)
                 self.conn.execute(f"DELETE FROM titled WHERE uid IN ({marks})", batch)
         self.conn.executemany("INSERT INTO attend VALUES (?, ?)",
-                              [(a, uid) for uid, (addrs, _) in index.items() for a in addrs])
+                              ((a, uid) for uid, (addrs, _) in index.items() for a in addrs))
         self.conn.executemany("INSERT INTO titled VALUES (?, ?)",
-                              [(w, uid) for uid, (_, found) in index.items() for w in found])
+                              ((w, uid) for uid, (_, found) in index.items() for w in found))
         old = self.bases()
         self.conn.executemany("DELETE FROM bases WHERE person=?", [(p,) for p in dropped if p in old])
         self.conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?)",
@@ -841,7 +841,7 @@ class Ledger:
     # -- people snapshot and runs --------------------------------------------
     @_writes
     def replace_people(self, people: dict[str, str], stories: dict[str, str],
-                       interactions: dict[str, list[Interaction]], dropped: Iterable[str] | None = None) -> None:
+                       interactions: Mapping[str, Iterable[Interaction]], dropped: Iterable[str] | None = None) -> None:
         """Store what an inference derived (inside a transaction): the people snapshot
         (key -> ``people --json`` entry), each person's story (upcoming meetings and
         explanations) and their counted interactions.
