@@ -49,7 +49,7 @@ class Settings:
     ignore: tuple[str, ...] = ()  # address globs that are never people
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Meeting:
     """A counted occurrence, as kept in a person's history (SPEC §8).
 

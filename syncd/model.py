@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Party:
     """An organizer or attendee of an event."""
 
@@ -20,7 +20,7 @@ class Party:
     cutype: str = "INDIVIDUAL"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Occurrence:
     """One occurrence of an event, as read from one calendar.
 

@@ -9,6 +9,7 @@ series keeps its local time across the DST switches.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import zoneinfo
@@ -110,9 +111,9 @@ def test_a_declined_meeting_changes_no_count(world: Any, s: infer.Settings, extr
     occs, recs = world
     me = Party(ME, "Me", "DECLINED")
     if where == "organizer":
-        declined = Occurrence(**{**extra.__dict__, "organizer": me})
+        declined = dataclasses.replace(extra, organizer=me)
     else:
-        declined = Occurrence(**{**extra.__dict__, "attendees": (*extra.attendees, me)})
+        declined = dataclasses.replace(extra, attendees=(*extra.attendees, me))
     assert counts(run(occs, recs, s)) == counts(run([*occs, declined], recs, s))
 
 
@@ -122,7 +123,7 @@ def test_a_declined_meeting_changes_no_count(world: Any, s: infer.Settings, extr
 def test_c_a_copy_in_another_calendar_counts_once(world: Any, s: infer.Settings, data: Any) -> None:
     occs, recs = world
     copied = data.draw(st.lists(st.sampled_from(occs), unique_by=lambda o: o.uid)) if occs else []
-    copies = [Occurrence(**{**o.__dict__, "order": 1}) for o in copied]
+    copies = [dataclasses.replace(o, order=1) for o in copied]
     assert normal(run(occs, recs, s)) == normal(run([*occs, *copies], recs, s))
     assert normal(run(occs, recs, s)) == normal(run([*copies, *occs], recs, s))
 
