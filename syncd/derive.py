@@ -127,8 +127,12 @@ class Derive:
                       key=lambda r: (names.index(r.account) if r.account in names else len(names), r.id))
         return {r.id: i for i, r in enumerate(rows)}
 
-    def _decode(self, rows: Iterable[tuple[int, str]], orders: dict[int, int]) -> list[Occurrence]:
-        where = {c.id: (c.account, c.name) for c in self.ledger.collections()}
+    def _where(self) -> dict[int, tuple[str, str]]:
+        """Collection id -> (account, calendar name), as occurrences are labelled."""
+        return {c.id: (c.account, c.name) for c in self.ledger.collections()}
+
+    def _decode(self, rows: Iterable[tuple[int, str]], orders: dict[int, int],
+                where: dict[int, tuple[str, str]]) -> list[Occurrence]:
         return [occurrence_from(json.loads(data), orders[cid], *where.get(cid, ("", "")))
                 for cid, data in rows if cid in orders]
 
@@ -145,7 +149,7 @@ class Derive:
         orders = self._orders()
         me = set(self.config.me) | self.ledger.self_addresses()
         now = self.now()
-        return Inputs(self._decode(self.ledger.all_occurrences(), orders), self._contacts(orders), me,
+        return Inputs(self._decode(self.ledger.all_occurrences(), orders, self._where()), self._contacts(orders), me,
                       self._settings(), now, now + self.config.horizon)
 
     def _keys(self, me: Iterable[str]) -> tuple[str, str]:
@@ -170,7 +174,8 @@ class Derive:
         uids |= self.ledger.uids_starting([(then, now), (then + h, now + h)])
         orders = self._orders()
         s = self._settings()
-        fresh = self._decode(self.ledger.occurrences_of(uids), orders)
+        where = self._where()
+        fresh = self._decode(self.ledger.occurrences_of(uids), orders, where)
         index = _index(fresh, uids, me, infer.Ignore(s.ignore))
         addresses, found = self.ledger.index_of(uids)
         for a, w in index.values():
@@ -178,10 +183,8 @@ class Derive:
             found.update(w)
         known = self.ledger.identity()
         book = infer.Directory(self._contacts(orders), me, s, known)
-        owned: dict[int, set[str]] = {}
-        for email, p in book.by_email.items():
-            owned.setdefault(id(p), set()).add(email)
-        bases = {p.key: _basis(p, owned.get(id(p), ())) for p in book.people}
+        owned = book.owned()
+        bases = {p.key: _basis(p, owned.get(p.key, ())) for p in book.people}
         before = self.ledger.bases()
 
         def owners(emails: Iterable[str]) -> set[str]:
@@ -225,9 +228,9 @@ class Derive:
         wanted = set(strangers)
         for p in book.people:
             if p.key in whole:
-                wanted |= owned.get(id(p), set())
+                wanted |= owned.get(p.key, set())
         more = self.ledger.uids_of(wanted - me, book.title_words(whole & cards)) - uids
-        occs = fresh + self._decode(self.ledger.occurrences_of(more), orders)
+        occs = fresh + self._decode(self.ledger.occurrences_of(more), orders, where)
         people, remembered = book.attach(occs, now, now + h, only=(whole | touched) & cards, strangers=strangers)
         self._remember(remembered, known)
         groups = (remembered or known).groups()
@@ -274,10 +277,8 @@ class Derive:
         s = self._settings()
         known = self.ledger.identity()
         book = infer.Directory(self._contacts(orders), me, s, known)
-        owned: dict[int, set[str]] = {}
-        for email, p in book.by_email.items():
-            owned.setdefault(id(p), set()).add(email)
-        bases = {p.key: _basis(p, owned.get(id(p), ())) for p in book.people}
+        owned = book.owned()
+        bases = {p.key: _basis(p, owned.get(p.key, ())) for p in book.people}
         rebuild = self.ledger.meta("indexed") != index_key
         index: dict[str, Terms] = {} if rebuild else {u: ((), ()) for u in uids}
         ignored = infer.Ignore(s.ignore)
@@ -285,7 +286,7 @@ class Derive:
         def stream() -> Iterator[Occurrence]:
             # A UID at a time: the ledger is never held whole (200,000 events would not fit
             # the memory a pass may take); the index is built on the way.
-            where = {c.id: (c.account, c.name) for c in self.ledger.collections()}
+            where = self._where()
             for uid, rows in itertools.groupby(self.ledger.occurrences_by_uid(orders), key=lambda r: r[0]):
                 occs = [occurrence_from(json.loads(data), orders[cid], *where.get(cid, ("", "")))
                         for _, cid, data in rows]

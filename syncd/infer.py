@@ -404,9 +404,12 @@ class Directory:
             return set()
         return {w for w, hits in self.titles.by_token.items() if any(self.people[i].key in keys for _, i in hits)}
 
-    def addresses(self, person: Person) -> set[str]:
-        """Every address whose meetings count for ``person`` (listed or historical)."""
-        return {e for e, p in self.by_email.items() if p is person}
+    def owned(self) -> dict[str, set[str]]:
+        """Key -> every address whose meetings count for that person (listed or historical)."""
+        out: dict[str, set[str]] = {}
+        for email, p in self.by_email.items():
+            out.setdefault(p.key, set()).add(email)
+        return out
 
     def attach(self, occurrences: Iterable[Occurrence], now: dt.datetime, until: dt.datetime | None = None,
                only: set[str] | None = None, strangers: set[str] | None = None, deduped: bool = False,
