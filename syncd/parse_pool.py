@@ -191,7 +191,9 @@ class Pool:
         """Stop the workers (what they still had to do is dropped)."""
         self._sent.clear()
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            # waited for: a manager thread left behind fails at exit ("Bad file descriptor"
+            # traceback) when the pass ended early, e.g. on a full disk; only started chunks run on
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
 
