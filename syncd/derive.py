@@ -50,6 +50,9 @@ SNAPSHOT_FORMAT = "3"  # 2: SPEC §8 fields, stories and interactions; 3: the in
 #: what the index holds (``infer.index_terms``); another format rebuilds it
 INDEX_FORMAT = "1"
 
+#: how ``Derive._directory`` keeps the address book between passes
+DIRECTORY_FORMAT = "1"
+
 #: past this many changed UIDs, starting from scratch costs less than tracing them
 FULL_AT = 2000
 
@@ -97,6 +100,7 @@ class Derivation:
     rebuild: str | None = None  # the index is all of ``index``, made for this key
     uids: set[str] = field(default_factory=set)  # changed UIDs it took into account
     stale: set[str] = field(default_factory=set)  # changed follow-ups' people it took into account
+    directory: str | None = None  # the address book read again this pass, to keep (``Derive._directory``)
 
 
 def _basis(p: Person, addresses: Iterable[str]) -> str:
@@ -182,9 +186,7 @@ class Derive:
             addresses.update(a)
             found.update(w)
         known = self.ledger.identity()
-        book = infer.Directory(self._contacts(orders), me, s, known)
-        owned = book.owned()
-        bases = {p.key: _basis(p, owned.get(p.key, ())) for p in book.people}
+        book, owned, bases, directory = self._directory(orders, me, s, known, key)
         before = self.ledger.bases()
 
         def owners(emails: Iterable[str]) -> set[str]:
@@ -242,7 +244,7 @@ class Derive:
         for k in self.ledger.people_ids() - dirty - done:
             kept |= groups.get(k, set()) | {k}
         return Derivation(people, False, key, day, frozenset(kept), dirty - done,
-                          _bases(people, bases), index, None, uids, stale)
+                          _bases(people, bases), index, None, uids, stale, directory)
 
     def _on_top(self, people: list[Person], keys: set[str], uids: set[str], before: dict[str, str],
                 groups: dict[str, set[str]]) -> list[Person]:
@@ -276,9 +278,7 @@ class Derive:
         orders = self._orders()
         s = self._settings()
         known = self.ledger.identity()
-        book = infer.Directory(self._contacts(orders), me, s, known)
-        owned = book.owned()
-        bases = {p.key: _basis(p, owned.get(p.key, ())) for p in book.people}
+        book, _, bases, directory = self._directory(orders, me, s, known, key)
         rebuild = self.ledger.meta("indexed") != index_key
         index: dict[str, Terms] = {} if rebuild else {u: ((), ()) for u in uids}
         ignored = infer.Ignore(s.ignore)
@@ -298,7 +298,23 @@ class Derive:
         self._remember(remembered, known)
         derived = _bases(people, bases)
         return Derivation(people, True, key, day, frozenset(), set(self.ledger.bases()) - set(derived), derived, index,
-                          index_key if rebuild else None, uids, self.ledger.stale())
+                          index_key if rebuild else None, uids, self.ledger.stale(), directory)
+
+    def _directory(self, orders: dict[int, int], me: frozenset[str], s: infer.Settings, known: infer.Identity,
+                   key: str) -> tuple[infer.Directory, dict[str, set[str]], dict[str, str], str | None]:
+        """The address book as people (``infer.Directory``), who owns which address, and
+        what each person is made of; and, when it was read again, what to keep of it.
+        While the cards and the identity stay as they are, the last pass's is thawed."""
+        valid = f"{DIRECTORY_FORMAT}|{self.ledger.book_version()}|{key}|{sorted(orders.items())}"
+        stored = self.ledger.meta("directory")
+        if stored is not None and stored.startswith(valid + "\n"):
+            state = json.loads(stored[len(valid) + 1:])
+            book = infer.Directory.thaw(state["book"], me, s, known)
+            return book, book.owned(), state["bases"], None
+        book = infer.Directory(self._contacts(orders), me, s, known)
+        owned = book.owned()
+        bases = {p.key: _basis(p, owned.get(p.key, ())) for p in book.people}
+        return book, owned, bases, f"{valid}\n{json.dumps({'book': book.freeze(), 'bases': bases})}"
 
     def _remember(self, remembered: infer.Identity | None, known: infer.Identity) -> None:
         if remembered is not None:
@@ -365,6 +381,8 @@ class Derive:
             self.ledger.set_meta("derived", f"{d.key}|{d.day}|{self.now().isoformat()}" if valid else "")
             if d.rebuild is not None:
                 self.ledger.set_meta("indexed", d.rebuild)
+            if d.directory is not None:
+                self.ledger.set_meta("directory", d.directory)
 
 
 def _interactions(p: Person) -> Iterator[Interaction]:

@@ -118,6 +118,11 @@ class Assigner:
         """
         return frozenset(i for i in self.email_ids(claim) if i != pid and i in self.taken)
 
+    def replay(self, claim: Claim, pid: str) -> None:
+        """Take ``pid`` for ``claim`` as an earlier run of this assigner, from the same
+        identity, did (a directory rebuilt from what it stored)."""
+        self._take(claim, pid)
+
     def _new(self, natural: str) -> str:
         pid, n = natural, 1
         while pid in self.taken:

@@ -13,6 +13,7 @@ import fnmatch
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from syncd.config import default
 from syncd.identity import Assigner, Claim, Identity
@@ -373,9 +374,10 @@ class Directory:
         self.people = people = merge_contacts(drop_ignored(contacts, ignored) if ignored else contacts)
         self.by_email: dict[str, Person] = {e: p for p in people for e in p.emails}
         self.assigner = Assigner(identity) if identity is not None else None
+        self._claims: list[Claim] = []
         if self.assigner is not None:
             assigner = self.assigner
-            claims = [Claim(tuple(p.refs), tuple(p.emails), p.key) for p in people]
+            self._claims = claims = [Claim(tuple(p.refs), tuple(p.emails), p.key) for p in people]
             ids = [assigner.by_records(c) for c in claims]
             for p, c, pid in zip(people, claims, ids, strict=True):
                 p.key = pid or assigner.by_emails(c)
@@ -385,6 +387,51 @@ class Directory:
             for email, pid in assigner.historical(set(self.by_email)).items():
                 self.by_email[email] = by_key[pid]
         self.titles = _Titles(people) if settings.match_titles else None
+
+    def freeze(self) -> dict[str, Any]:
+        """What ``thaw`` rebuilds this directory from, as JSON-able data (before
+        ``attach``; only with an identity). Reading an address book of thousands of
+        cards costs more than a pass after a few changed meetings: while the cards and
+        the identity stay as they are, a pass thaws the directory of the last one."""
+        assert self.assigner is not None, "a directory without an identity is not kept"
+        index = {id(p): i for i, p in enumerate(self.people)}
+        claimed = {id(c): i for i, c in enumerate(self._claims)}
+
+        def day(d: PartialDate | None) -> list[int | None] | None:
+            return None if d is None else [d.month, d.day, d.year]
+
+        people = [[p.key, p.name, p.emails, p.groups, p.nicknames, day(p.birthday), day(p.anniversary),
+                   [[m.label, *(day(m.date) or [])] for m in p.milestones], p.refs, sorted(p.origins),
+                   c.natural] for p, c in zip(self.people, self._claims, strict=True)]
+        listed = {e for p in self.people for e in p.emails}
+        return {"people": people, "takes": [claimed[id(c)] for c in self.assigner.claims],
+                "historical": {e: index[id(p)] for e, p in self.by_email.items() if e not in listed}}
+
+    @classmethod
+    def thaw(cls, state: dict[str, Any], me: Iterable[str], settings: Settings, identity: Identity) -> Directory:
+        """The directory ``freeze`` gave, for the identity it was made under."""
+        def day(v: list[int | None] | None) -> PartialDate | None:
+            return None if v is None else PartialDate(v[0], v[1], v[2])  # type: ignore[arg-type]
+
+        book = cls.__new__(cls)
+        book.me = frozenset(e.lower() for e in me)
+        book.settings = settings
+        book.ignored = Ignore(settings.ignore)
+        book.people = people = []
+        book._claims = claims = []
+        for key, name, emails, groups, nicks, bday, anniv, ms, refs, origins, natural in state["people"]:
+            people.append(Person(key=key, name=name, emails=emails, groups=groups, nicknames=nicks,
+                                 in_address_book=True, birthday=day(bday), anniversary=day(anniv),
+                                 milestones=[Milestone(m[0], day(m[1:])) for m in ms],  # type: ignore[arg-type]
+                                 refs=refs, origins=frozenset(origins)))
+            claims.append(Claim(tuple(refs), tuple(emails), natural))
+        book.by_email = {e: p for p in people for e in p.emails}
+        book.by_email.update((e, people[i]) for e, i in state["historical"].items())
+        book.assigner = assigner = Assigner(identity)
+        for i in state["takes"]:
+            assigner.replay(claims[i], people[i].key)
+        book.titles = _Titles(people) if settings.match_titles else None
+        return book
 
     def holders(self, names: Iterable[str]) -> set[str]:
         """Keys of people called by any of ``names`` (casefolded labels)."""

@@ -33,6 +33,7 @@ import heapq
 import json
 import os
 import sqlite3
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -176,6 +177,9 @@ CREATE TABLE interactions (
 ) WITHOUT ROWID;
 CREATE TABLE histories (person TEXT PRIMARY KEY, digest TEXT NOT NULL)
 """
+
+#: the meta key of ``book_version``
+_BOOK = "book"
 
 #: SQLite's default limit of host parameters is 999 before 3.32: stay under it
 _CHUNK = 500
@@ -448,6 +452,14 @@ class Ledger:
         """Set a meta value (inside the caller's transaction)."""
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def book_version(self) -> str:
+        """A token that changes with every change to the address book or to who is who
+        (contacts and identity): what a derived directory of people is valid for."""
+        return self.meta(_BOOK) or ""
+
+    def _book_changed(self) -> None:
+        self.set_meta(_BOOK, uuid.uuid4().hex)
+
     # -- accounts ------------------------------------------------------------
     @_writes
     def ensure_account(self, name: str, kind: str) -> None:
@@ -557,6 +569,7 @@ class Ledger:
         uids = self.conn.execute("SELECT DISTINCT uid FROM occurrences WHERE collection=?", (collection_id,))
         self.conn.executemany("INSERT OR IGNORE INTO touched VALUES (?)", list(uids))
         self.conn.execute("DELETE FROM collections WHERE id=?", (collection_id,))
+        self._book_changed()
 
     @_writes
     def set_cursor(self, collection_id: int, cursor: str | None, when: dt.datetime) -> None:
@@ -601,7 +614,8 @@ class Ledger:
     def delete_object(self, collection_id: int, href: str) -> None:
         """Forget an object and its contact rows (inside a transaction)."""
         self.conn.execute("DELETE FROM objects WHERE collection=? AND href=?", (collection_id, href))
-        self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href))
+        if self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href)).rowcount:
+            self._book_changed()
 
     def objects_with_uid(self, collection_id: int, uid: str) -> list[tuple[str, str]]:
         """(href, text) of every object of a collection holding ``uid``."""
@@ -696,6 +710,7 @@ class Ledger:
     @_writes
     def put_contacts(self, collection_id: int, href: str, records: list[str]) -> None:
         """Replace the contact rows of one object (inside a transaction)."""
+        self._book_changed()
         self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href))
         self.conn.executemany(
             "INSERT INTO contacts(collection, href, idx, data) VALUES (?,?,?,?)",
@@ -825,18 +840,16 @@ class Ledger:
     def put_identity(self, new: Identity, old: Identity) -> None:
         """Store what changed from ``old`` to ``new`` (inside a transaction)."""
         known = set(old.ids)
+        born = [(p,) for p in new.ids if p not in known]
+        moved = [(new.merged.get(p), p) for p in set(new.merged) | set(old.merged)
+                 if new.merged.get(p) != old.merged.get(p)]
+        links = [(k, v) for k, v in new.links.items() if old.links.get(k) != v]
         self.conn.executemany(
-            "INSERT INTO persons(id, seq) VALUES (?, (SELECT coalesce(max(seq), -1) + 1 FROM persons))",
-            [(p,) for p in new.ids if p not in known],
-        )
-        self.conn.executemany(
-            "UPDATE persons SET merged_into=? WHERE id=?",
-            [(new.merged.get(p), p) for p in set(new.merged) | set(old.merged) if new.merged.get(p) != old.merged.get(p)],
-        )
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO person_links VALUES (?, ?)",
-            [(k, v) for k, v in new.links.items() if old.links.get(k) != v],
-        )
+            "INSERT INTO persons(id, seq) VALUES (?, (SELECT coalesce(max(seq), -1) + 1 FROM persons))", born)
+        self.conn.executemany("UPDATE persons SET merged_into=? WHERE id=?", moved)
+        self.conn.executemany("INSERT OR REPLACE INTO person_links VALUES (?, ?)", links)
+        if born or moved or links:
+            self._book_changed()
 
     # -- people snapshot and runs --------------------------------------------
     @_writes

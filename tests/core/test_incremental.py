@@ -15,17 +15,29 @@ The engine runs in-process against the memory connector and a real SQLite ledger
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from syncd import config, rules
 from syncd.derive import Derive, rule_settings
 from syncd.engine import Engine, _copy_to_memory
+from syncd.identity import Identity, email_link, record_link
+from syncd.infer import (
+    ContactRecord,
+    Directory,
+    Milestone,
+    Occurrence,
+    PartialDate,
+    Party,
+    Person,
+    Settings,
+)
 from syncd.ledger import Ledger
 from syncd_connectors.base import CONTACTS, EVENTS
 from syncd_connectors.memory import MemoryConnector, MemoryStore
@@ -144,6 +156,7 @@ groups = {{ Friends = "3d" }}
             with copy.transaction():
                 copy.set_meta("derived", "")
                 copy.set_meta("indexed", "")
+                copy.set_meta("directory", "")  # the address book read again, not thawed
             scratch = Derive(self.config, copy, lambda: self.now)
             d = scratch.changed()
             assert d.full
@@ -221,3 +234,60 @@ type = "memory"
     assert people["Person 3"]["last_met"] == "2026-03-05T11:00:00Z"
     assert len(people) == 10
     ledger.close()
+
+
+# -- a thawed address book is the one that was read ---------------------------------
+EMAILS = [*ADDRESSES, *STRANGERS]
+IDS = ["a0@example.org", "a1@example.org", "name:ana", "s0@example.net", "p9"]
+_dates = st.none() | st.builds(PartialDate, st.integers(1, 12), st.integers(1, 28), st.none() | st.integers(1950, 2000))
+_records = st.lists(st.builds(
+    ContactRecord, name=st.sampled_from([None, *NAMES]), emails=st.lists(st.sampled_from(ADDRESSES), max_size=3).map(tuple),
+    nicknames=st.lists(st.sampled_from(["Bobby", "Cy"]), max_size=1).map(tuple),
+    groups=st.lists(st.sampled_from(["Friends", "Family"]), max_size=2).map(tuple), birthday=_dates,
+    anniversary=_dates, order=st.tuples(st.integers(0, 1)), ref=st.sampled_from(["uid:c0", "uid:c1", "uid:c2", "at:1:x:0"]),
+    milestones=st.lists(st.builds(Milestone, st.sampled_from(["Moved", "Started"]), _dates.filter(bool)),  # type: ignore[arg-type]
+                        max_size=2).map(tuple)), max_size=5)
+_identities = st.builds(
+    Identity,
+    links=st.dictionaries(st.sampled_from([*(email_link(e) for e in EMAILS),
+                                           *(record_link(r) for r in ("uid:c0", "uid:c1", "uid:c2"))]),
+                          st.sampled_from(IDS)),
+    merged=st.dictionaries(st.sampled_from(IDS), st.sampled_from(IDS), max_size=2),
+    ids=st.permutations(IDS))
+_meetings = st.lists(st.tuples(st.lists(st.sampled_from(EMAILS), max_size=3), st.sampled_from(TITLES),
+                               st.integers(-30, 30)), max_size=6)
+
+
+def _people(people: list[Person]) -> list[tuple[Any, ...]]:
+    return [(p.key, p.name, p.emails, p.groups, p.nicknames, p.birthday, p.anniversary, p.milestones, p.refs,
+             p.origins, p.aliases, p.meetings, p.upcoming) for p in people]
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=_records, known=_identities, meetings=_meetings, titles=st.booleans())
+@example(  # a split: the card with a1 was met as a0's person (``Person.origins``)
+    records=[ContactRecord(None, ("a0@example.org",), ref="uid:c0"), ContactRecord(None, ("a1@example.org",), ref="uid:c1")],
+    known=Identity({email_link("a0@example.org"): "a0@example.org", email_link("a1@example.org"): "a0@example.org"}, {},
+                   list(IDS)),
+    meetings=[(["a1@example.org"], "Gym", -1)], titles=False)
+def test_a_thawed_directory_derives_what_the_read_one_does(records: list[ContactRecord], known: Identity,
+                                                           meetings: list[tuple[list[str], str, int]],
+                                                           titles: bool) -> None:
+    """For any address book, identity and meetings: the directory a pass keeps
+    (``freeze``, through JSON) and thaws gives the same people, ids, owners and the
+    same identity to remember as the address book read again."""
+    s = Settings(match_titles=titles)
+    now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
+    occs = [Occurrence(uid=f"m{i}", recurrence_id="", start=now + dt.timedelta(days=d), summary=title,
+                       organizer=Party(ME, None, "ACCEPTED", "INDIVIDUAL"),
+                       attendees=tuple(Party(e, None, "ACCEPTED", "INDIVIDUAL") for e in who))
+            for i, (who, title, d) in enumerate(meetings)]
+    read = Directory(records, {ME}, s, known.copy())
+    thawed = Directory.thaw(json.loads(json.dumps(read.freeze())), {ME}, s, known.copy())
+    assert {e: p.key for e, p in thawed.by_email.items()} == {e: p.key for e, p in read.by_email.items()}
+    assert thawed.owned() == read.owned()
+    assert thawed.holders({"ana", "bobby", "cy"}) == read.holders({"ana", "bobby", "cy"})
+    one, kept_one = read.attach(occs, now)
+    two, kept_two = thawed.attach(occs, now)
+    assert _people(two) == _people(one)
+    assert kept_two == kept_one
