@@ -101,6 +101,9 @@ class Derivation:
     uids: set[str] = field(default_factory=set)  # changed UIDs it took into account
     stale: set[str] = field(default_factory=set)  # changed follow-ups' people it took into account
     directory: str | None = None  # the address book read again this pass, to keep (``Derive._directory``)
+    #: people given the changed meetings on top of their stored ones: of their
+    #: interaction rows, only those of ``uids`` can have changed
+    spliced: set[str] = field(default_factory=set)
 
 
 def _basis(p: Person, addresses: Iterable[str]) -> str:
@@ -244,7 +247,7 @@ class Derive:
         for k in self.ledger.people_ids() - dirty - done:
             kept |= groups.get(k, set()) | {k}
         return Derivation(people, False, key, day, frozenset(kept), dirty - done,
-                          _bases(people, bases), index, None, uids, stale, directory)
+                          _bases(people, bases), index, None, uids, stale, directory, topped & done)
 
     def _on_top(self, people: list[Person], keys: set[str], uids: set[str], before: dict[str, str],
                 groups: dict[str, set[str]]) -> list[Person]:
@@ -374,9 +377,10 @@ class Derive:
             stories[p.key] = json.dumps(story, sort_keys=True)
             # made one person at a time, as they are written: everyone's at once is the
             # biggest thing a derivation from scratch would hold
-            rows[p.key] = _interactions(p)
+            rows[p.key] = _interactions(p, d.uids if p.key in d.spliced else None)
         with self.ledger.transaction():
-            self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped)
+            self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped,
+                                       spliced=(d.spliced, d.uids))
             self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale, d.rebuild is not None)
             self.ledger.set_meta("derived", f"{d.key}|{d.day}|{self.now().isoformat()}" if valid else "")
             if d.rebuild is not None:
@@ -385,9 +389,11 @@ class Derive:
                 self.ledger.set_meta("directory", d.directory)
 
 
-def _interactions(p: Person) -> Iterator[Interaction]:
-    """A person's counted meetings as interaction rows."""
+def _interactions(p: Person, uids: set[str] | None = None) -> Iterator[Interaction]:
+    """A person's counted meetings as interaction rows (those of ``uids`` alone, if given)."""
     for m in p.meetings:
+        if uids is not None and m.uid not in uids:
+            continue
         yield Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar, m.others,
                           m.organised)
 

@@ -854,7 +854,8 @@ class Ledger:
     # -- people snapshot and runs --------------------------------------------
     @_writes
     def replace_people(self, people: dict[str, str], stories: dict[str, str],
-                       interactions: Mapping[str, Iterable[Interaction]], dropped: Iterable[str] | None = None) -> None:
+                       interactions: Mapping[str, Iterable[Interaction]], dropped: Iterable[str] | None = None,
+                       spliced: tuple[set[str], set[str]] = (set(), set())) -> None:
         """Store what an inference derived (inside a transaction): the people snapshot
         (key -> ``people --json`` entry), each person's story (upcoming meetings and
         explanations) and their counted interactions.
@@ -865,6 +866,10 @@ class Ledger:
         rows, not the whole history. Stories and interactions live apart from the
         snapshot, so ``syncd people`` reads neither and ``syncd person`` reads one
         person's rows.
+
+        ``spliced``: people and UIDs; of these people's interactions only the rows of
+        these UIDs changed, and ``interactions`` holds those alone (a pass after a few
+        changed meetings costs them, not the people's whole histories).
         """
         if dropped is None:
             gone = [k for (k,) in self.conn.execute("SELECT key FROM people") if k not in people]
@@ -877,8 +882,21 @@ class Ledger:
             old = self._texts(table, "key", "data", texts if dropped is not None else None)
             self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
                                   [(k, v) for k, v in texts.items() if old.get(k) != v])
+        partial, uids = spliced
+        for batch in _chunks(sorted(uids)):
+            marks = ",".join("?" * len(batch))
+            self.conn.executemany(f"DELETE FROM interactions WHERE person=? AND uid IN ({marks})",
+                                  [(person, *batch) for person in partial])
+        for person in partial:
+            self.conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", [
+                (i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
+                 i.others, int(i.organised)) for i in interactions.get(person, ())])
+        # Their digest is unknown now: the next derivation of their whole history writes it.
+        self.conn.executemany("DELETE FROM histories WHERE person=?", [(k,) for k in partial])
         digests = self._texts("histories", "person", "digest", people if dropped is not None else None)
         for person in people:
+            if person in partial:
+                continue
             rows = [(i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
                      i.others, int(i.organised)) for i in interactions.get(person, ())]
             digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:32]

@@ -182,7 +182,7 @@ groups = {{ Friends = "3d" }}
 
 
 TestIncremental = Incremental.TestCase
-TestIncremental.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
+TestIncremental.settings = settings(max_examples=80, stateful_step_count=40, deadline=None)
 
 
 def test_a_change_derives_only_whom_it_touches(tmp_path: Path) -> None:
