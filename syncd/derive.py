@@ -53,6 +53,9 @@ INDEX_FORMAT = "1"
 #: how ``Derive._directory`` keeps the address book between passes
 DIRECTORY_FORMAT = "1"
 
+#: a derivation that makes the index anew writes it this many UIDs at a time
+_INDEX_BATCH = 5000
+
 #: past this many changed UIDs, starting from scratch costs less than tracing them
 FULL_AT = 2000
 
@@ -97,8 +100,8 @@ class Derivation:
     dropped: set[str] = field(default_factory=set)  # ids whose stored rows go
     bases: dict[str, str] = field(default_factory=dict)  # what each derived person was made of
     index: dict[str, Terms] = field(default_factory=dict)  # uid -> addresses, words
-    rebuild: str | None = None  # the index is all of ``index``, made for this key
-    uids: set[str] = field(default_factory=set)  # changed UIDs it took into account
+    rebuild: str | None = None  # the index was made anew (and written), for this key
+    uids: set[str] | None = field(default_factory=set)  # changed UIDs it took into account (None: all)
     stale: set[str] = field(default_factory=set)  # changed follow-ups' people it took into account
     directory: str | None = None  # the address book read again this pass, to keep (``Derive._directory``)
     #: people given the changed meetings on top of their stored ones: of their
@@ -173,10 +176,11 @@ class Derive:
         key, index_key = self._keys(me)
         day = rules.local_date(now, self.config.timezone).isoformat()
         last_key, last_day, last = [*(self.ledger.meta("derived") or "").split("|"), "", ""][:3]
-        uids = self.ledger.touched()
+        many = self.ledger.touched(FULL_AT)
         then = dt.datetime.fromisoformat(last) if last_key == key and last else None
-        if then is None or then > now or len(uids) > FULL_AT or self.ledger.meta("indexed") != index_key:
-            return self._full(now, me, key, day, index_key, uids)
+        if then is None or then > now or many is None or self.ledger.meta("indexed") != index_key:
+            return self._full(now, me, key, day, index_key, many)
+        uids = many
         h = self.config.horizon
         uids |= self.ledger.uids_starting([(then, now), (then + h, now + h)])
         orders = self._orders()
@@ -277,27 +281,42 @@ class Derive:
         return extra
 
     def _full(self, now: dt.datetime, me: frozenset[str], key: str, day: str, index_key: str,
-              uids: set[str]) -> Derivation:
+              uids: set[str] | None) -> Derivation:
+        """Everyone, from every meeting. ``uids``: the changed UIDs (None: too many to
+        trace, so the index is made anew)."""
         orders = self._orders()
         s = self._settings()
         known = self.ledger.identity()
         book, _, bases, directory = self._directory(orders, me, s, known, key)
-        rebuild = self.ledger.meta("indexed") != index_key
-        index: dict[str, Terms] = {} if rebuild else {u: ((), ()) for u in uids}
+        rebuild = uids is None or self.ledger.meta("indexed") != index_key
+        index: dict[str, Terms] = {u: ((), ()) for u in uids or ()}
         ignored = infer.Ignore(s.ignore)
 
         def stream() -> Iterator[Occurrence]:
             # A UID at a time: the ledger is never held whole (200,000 events would not fit
-            # the memory a pass may take); the index is built on the way.
+            # the memory a pass may take); the index is built on the way, and written
+            # on the way when it is made anew.
             where = self._where()
             for uid, rows in itertools.groupby(self.ledger.occurrences_by_uid(orders), key=lambda r: r[0]):
-                occs = [occurrence_from(json.loads(data), orders[cid], *where.get(cid, ("", "")))
+                shared: dict[str, str] = {}
+                occs = [occurrence_from(json.loads(data), orders[cid], *where.get(cid, ("", "")), shared=shared)
                         for _, cid, data in rows]
-                if rebuild or uid in uids:
+                if rebuild or uid in index:
                     index.update(_index(occs, (), me, ignored))
+                    if rebuild and len(index) >= _INDEX_BATCH:
+                        self.ledger.put_index(index)
+                        index.clear()
                 yield from infer.dedupe(occs)
 
-        people, remembered = book.attach(stream(), now, now + self.config.horizon, deduped=True)
+        horizon = now + self.config.horizon
+        if rebuild:
+            with self.ledger.transaction():
+                self.ledger.put_index({}, clear=True)
+                people, remembered = book.attach(stream(), now, horizon, deduped=True)
+                self.ledger.put_index(index)
+                index = {}
+        else:
+            people, remembered = book.attach(stream(), now, horizon, deduped=True)
         self._remember(remembered, known)
         derived = _bases(people, bases)
         return Derivation(people, True, key, day, frozenset(), set(self.ledger.bases()) - set(derived), derived, index,
@@ -380,8 +399,8 @@ class Derive:
             rows[p.key] = _interactions(p, d.uids if p.key in d.spliced else None)
         with self.ledger.transaction():
             self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped,
-                                       spliced=(d.spliced, d.uids))
-            self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale, d.rebuild is not None)
+                                       spliced=(d.spliced, d.uids or set()))
+            self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale)
             self.ledger.set_meta("derived", f"{d.key}|{d.day}|{self.now().isoformat()}" if valid else "")
             if d.rebuild is not None:
                 self.ledger.set_meta("indexed", d.rebuild)

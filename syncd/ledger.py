@@ -722,9 +722,13 @@ class Ledger:
         yield from self.conn.execute("SELECT collection, href, idx, data FROM contacts")
 
     # -- what changed since the last derivation (``syncd.derive``) ---------------
-    def touched(self) -> set[str]:
-        """UIDs whose occurrences changed since the last derivation."""
-        return {r[0] for r in self.conn.execute("SELECT uid FROM touched")}
+    def touched(self, at_most: int | None = None) -> set[str] | None:
+        """UIDs whose occurrences changed since the last derivation; None when there
+        are more than ``at_most`` (after a backfill, every UID is: not worth holding)."""
+        if at_most is None:
+            return {r[0] for r in self.conn.execute("SELECT uid FROM touched")}
+        found = {r[0] for r in self.conn.execute("SELECT uid FROM touched LIMIT ?", (at_most + 1,))}
+        return None if len(found) > at_most else found
 
     def stale(self) -> set[str]:
         """Person ids whose follow-ups the user changed since the last derivation."""
@@ -760,12 +764,26 @@ class Ledger:
 
     @_writes
     def put_derivation(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]], bases: dict[str, str],
-                       dropped: Iterable[str], uids: Iterable[str], stale: Iterable[str],
-                       rebuild: bool = False) -> None:
+                       dropped: Iterable[str], uids: Iterable[str] | None, stale: Iterable[str]) -> None:
         """Store the derivation's own state (inside the transaction that stores people):
         the index of ``index``'s UIDs, each person's basis, and that the changes it
-        consumed (``uids``, ``stale``) are derived. ``rebuild``: ``index`` is all of it."""
-        if rebuild:
+        consumed (``uids``, None: every one; ``stale``) are derived."""
+        self.put_index(index)
+        old = self.bases()
+        self.conn.executemany("DELETE FROM bases WHERE person=?", [(p,) for p in dropped if p in old])
+        self.conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?)",
+                              [(k, v) for k, v in bases.items() if old.get(k) != v])
+        if uids is None:
+            self.conn.execute("DELETE FROM touched")
+        else:
+            self.conn.executemany("DELETE FROM touched WHERE uid=?", [(u,) for u in uids])
+        self.conn.executemany("DELETE FROM stale WHERE person=?", [(p,) for p in stale])
+
+    @_writes
+    def put_index(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]], clear: bool = False) -> None:
+        """Index ``index``'s UIDs by their addresses and title words anew (inside a
+        transaction); ``clear`` first forgets the whole index (it is being rebuilt)."""
+        if clear:
             self.conn.execute("DELETE FROM attend")
             self.conn.execute("DELETE FROM titled")
         else:
@@ -777,12 +795,6 @@ class Ledger:
                               ((a, uid) for uid, (addrs, _) in index.items() for a in addrs))
         self.conn.executemany("INSERT INTO titled VALUES (?, ?)",
                               ((w, uid) for uid, (_, found) in index.items() for w in found))
-        old = self.bases()
-        self.conn.executemany("DELETE FROM bases WHERE person=?", [(p,) for p in dropped if p in old])
-        self.conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?)",
-                              [(k, v) for k, v in bases.items() if old.get(k) != v])
-        self.conn.executemany("DELETE FROM touched WHERE uid=?", [(u,) for u in uids])
-        self.conn.executemany("DELETE FROM stale WHERE person=?", [(p,) for p in stale])
 
     # -- follow-ups ----------------------------------------------------------
     def followups(self, states: tuple[str, ...] | None = None) -> list[FollowupRow]:
@@ -1046,12 +1058,17 @@ def _when(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def occurrence_from(d: dict[str, Any] | list[Any], order: int, account: str = "", calendar: str = "") -> Occurrence:
+def occurrence_from(d: dict[str, Any] | list[Any], order: int, account: str = "", calendar: str = "",
+                    shared: dict[str, str] | None = None) -> Occurrence:
     """An occurrence from its stored form (the JSON of ``all_occurrences``, decoded:
     a list, or the object rows written before 0.2 hold); ``order`` etc. come from its
-    collection."""
+    collection. ``shared``: strings already made, to use again (a series' occurrences
+    repeat its UID and summary: one copy each, not one per occurrence)."""
     if isinstance(d, list):
         uid, rid, start, all_day, cancelled, summary, org, att, mod, end = d
+        if shared is not None:
+            uid = shared.setdefault(uid, uid)
+            summary = shared.setdefault(summary, summary)
         return Occurrence(
             uid=uid, recurrence_id=rid, start=dt.datetime.fromisoformat(start.replace("Z", "+00:00")),
             all_day=bool(all_day), cancelled=bool(cancelled), summary=summary, organizer=_party_long(org),
