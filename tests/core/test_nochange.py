@@ -13,11 +13,140 @@ import datetime as dt
 import json
 import os
 import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
+
+from syncd import config
+from syncd.context import AccountContext
+from syncd.engine import Engine
+from syncd.ledger import Ledger
+from syncd_connectors.base import Collection
+from syncd_connectors.vdir import VdirConnector
 from tests.helpers import World, event
 
 NOW = dt.datetime(2026, 6, 15, 10, tzinfo=dt.UTC)
+
+
+# -- vdir: the settled note ------------------------------------------------------------
+class Untouchable(Mapping[str, str]):
+    """``known`` of a collection holding ``n`` objects that must not be read: only its length."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, href: str) -> str:
+        raise AssertionError("known was read")
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("known was read")
+
+
+def _folder(tmp_path: Path, n: int) -> tuple[VdirConnector, Collection]:
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    for i in range(n):
+        (cal / f"e{i}.ics").write_text(event(f"e{i}", "20260610T100000"), newline="")
+    conn = VdirConnector("a", {"calendars": [cal]}, AccountContext(account="a", state_dict={}))
+    [coll] = conn.collections()
+    return conn, coll
+
+
+def _list(conn: VdirConnector, coll: Collection, known: Mapping[str, str]) -> dict[str, str]:
+    since = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    return {o.href: o.etag for b in conn.changes(coll, None, known, since) for o in b.upserts}
+
+
+def test_an_unchanged_folder_is_settled_after_one_listing_without_changes(tmp_path: Path) -> None:
+    conn, coll = _folder(tmp_path, 3)
+    known = _list(conn, coll, {})
+    assert len(known) == 3 and not conn.ctx.state("settled")  # it changed things: no note
+    assert _list(conn, coll, known) == {}  # nothing to change: the note is taken
+    assert _list(conn, coll, Untouchable(3)) == {}  # and spares the comparison
+
+
+def test_a_settled_folder_is_compared_when_anything_moved(tmp_path: Path) -> None:
+    conn, coll = _folder(tmp_path, 3)
+    known = _list(conn, coll, {})
+    _list(conn, coll, known)
+    with pytest.raises(AssertionError, match="known was read"):
+        _list(conn, coll, Untouchable(2))  # the ledger holds another count
+    (tmp_path / "cal" / "e1.ics").write_text(event("e1", "20260611T100000", "Moved"), newline="")
+    with pytest.raises(AssertionError, match="known was read"):
+        _list(conn, coll, Untouchable(3))  # a file changed
+    assert list(_list(conn, coll, known)) == ["e1.ics"]
+
+
+def _personal(world: World) -> dict[str, str] | None:
+    """href -> etag the ledger holds of the folder ``personal`` (None: no such collection)."""
+    ledger = Ledger.open(world.root / "state" / "ledger.sqlite3")
+    try:
+        found = [c for c in ledger.collections("files") if c.name == "personal"]
+        return ledger.etags(found[0].id) if found else None
+    finally:
+        ledger.close()
+
+
+class Stop(Exception):
+    """A pass killed between two committed batches."""
+
+
+def test_a_pass_stopped_between_batches_leaves_the_folder_unsettled(tmp_path: Path) -> None:
+    """The note goes with the first batch of a listing that changes something: a
+    pass killed after that batch, then the folder put back exactly as it was (same
+    mtimes and sizes, as a backup restore does), still gets the ledger back to the
+    folder."""
+    world = World(tmp_path)
+    for i in range(3):
+        world.add_event(f"e{i}", event(f"e{i}", "20260610T100000", f"Meeting {i}", [f"p{i}@example.com"]))
+    world.run("sync")
+    world.run("sync")  # nothing changed: settled
+    path = world.cal / "e0.ics"
+    before, st = path.read_bytes(), path.stat()
+    settled = _personal(world)
+    assert settled is not None
+    path.write_bytes(before.replace(b"Meeting 0", b"Moved 0!!"))  # same size, another mtime
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+    def stop(*args: object) -> None:
+        raise Stop  # called after each committed batch
+
+    cfg = config.load(world.config)
+    ledger = Ledger.open(cfg.ledger)
+    engine = Engine(cfg, ledger, now=lambda: NOW, progress=stop)
+    try:
+        assert isinstance(engine.sync_account("files").exc, Stop)
+    finally:
+        engine.close()
+        ledger.close()
+    assert _personal(world) != settled  # the edit went in; the listing did not end
+
+    path.write_bytes(before)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # as the settled listing saw it
+    world.run("sync")
+    assert _personal(world) == settled
+
+
+def test_a_folder_configured_again_is_read_again(tmp_path: Path) -> None:
+    """A folder dropped from the config is forgotten; named again, it is imported again
+    although its settled note may still be in the connector state."""
+    world = World(tmp_path)
+    world.add_event("e0", event("e0", "20260610T100000", "Meeting", ["ana@example.com"]))
+    world.add_event("w0", event("w0", "20260611T100000", "Work", ["bob@example.com"]), second=True)
+    world.run("sync")
+    world.run("sync")  # settled
+    text = world.config.read_text()
+    world.config.write_text(text.replace(f'calendars = ["{world.root / "calendars"}/*"]',
+                                         f'calendars = ["{world.cal2}"]'))
+    world.run("sync")
+    assert _personal(world) is None  # forgotten
+    world.config.write_text(text)
+    world.run("sync")
+    assert list(_personal(world) or {}) == ["e0.ics"]
 
 
 # -- the entry-point cache ---------------------------------------------------------------
