@@ -5,14 +5,15 @@ size: a pass with no change lists and stats the folders and reads no file. Follo
 are written one VTODO per file named ``<uid>.ics``: created with an exclusive link so
 a rerun never overwrites or duplicates, replaced atomically (temp file + rename).
 
-A pass with no change need not read the ledger's etags either. A listing that found
-nothing to change notes in the connector state (``settled``: folder -> digest of the
-listing's names, mtimes and sizes, and its count), which the core commits with the
-end of that listing; a listing that changes something drops the note before its first
-batch, so the note goes with it into the ledger. While the folder lists the same
-digest and the ledger holds as many objects as it has files (``len(known)``, a count
-the core answers without reading the etags), nothing changed and nothing is compared.
-A lost state only costs one full comparison.
+A pass with no change need not read the ledger's etags either. When a listing finds
+nothing to change, it notes so in the connector state (``settled``: kind and folder ->
+a digest of the listing's names, mtimes and sizes, and how many files it has); the core
+commits the state with the end of that listing. A listing that does change something
+removes the note before its first batch, and the removal commits with that batch. So
+while the folder lists the same digest and the ledger holds as many objects as the
+folder has files (``len(known)``, which the core answers with a count), the ledger holds
+exactly this listing: nothing is compared and nothing is read. A lost state only costs
+one full comparison.
 """
 
 from __future__ import annotations
@@ -223,15 +224,16 @@ class VdirConnector(EventSource, ContactSource, TaskSink):
         except OSError as exc:
             raise AccountError(f"cannot list {folder}: {exc.strerror}") from None
         was = self.ctx.state(_SETTLED) or {}
+        key = f"{collection.kind}:{collection.id}"  # one folder may be a calendar and an address book
         note = [listing.digest(), len(listing)]
-        if was.get(collection.id) == note and len(known) == len(listing):
+        if was.get(key) == note and len(known) == len(listing):
             return None
         now = listing.etags()
         changed = sorted(n for n, tag in now.items() if known.get(n) != tag)
         deletes = absent(known, now)
-        settled = {k: v for k, v in was.items() if k != collection.id}  # stored with the first batch
+        settled = {k: v for k, v in was.items() if k != key}  # stored with the first batch
         if not (changed or deletes):
-            settled[collection.id] = note  # stored with the end of this listing
+            settled[key] = note  # stored with the end of this listing
         if settled != was:
             self.ctx.set_state(_SETTLED, settled)
         batch = ChangeBatch(deletes=deletes, total=len(changed))

@@ -81,6 +81,20 @@ def test_a_settled_folder_is_compared_when_anything_moved(tmp_path: Path) -> Non
     assert list(_list(conn, coll, known)) == ["e1.ics"]
 
 
+def test_a_folder_that_is_calendar_and_address_book_settles_as_both(tmp_path: Path) -> None:
+    from tests.helpers import vcard
+
+    conn, cal = _folder(tmp_path, 2)
+    (tmp_path / "cal" / "ana.vcf").write_text(vcard("Ana", "ana@example.com"), newline="")
+    conn = VdirConnector("a", {"calendars": [tmp_path / "cal"], "addressbooks": [tmp_path / "cal"]}, conn.ctx)
+    book = next(c for c in conn.collections() if c.kind != cal.kind)
+    events, cards = _list(conn, cal, {}), _list(conn, book, {})
+    assert (len(events), len(cards)) == (2, 1)
+    _list(conn, cal, events)
+    _list(conn, book, cards)  # each settles under its own kind
+    assert _list(conn, cal, Untouchable(2)) == {} and _list(conn, book, Untouchable(1)) == {}
+
+
 def _personal(world: World) -> dict[str, str] | None:
     """href -> etag the ledger holds of the folder ``personal`` (None: no such collection)."""
     ledger = Ledger.open(world.root / "state" / "ledger.sqlite3")
