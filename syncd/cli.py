@@ -133,16 +133,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbosity = -1 if args.quiet else args.verbose
     logsetup.setup(verbosity)
     command = "backfill" if args.backfill else args.command
-    from syncd import daemon
+    from syncd import stop
 
     try:
         if command == "run":
+            from syncd import daemon
+
             return daemon.run(args.config, verbosity)
         # SIGTERM ends a one-shot command the daemon's way: at the next step, or after
         # the grace period with the running step rolled back; a rerun goes on from there.
-        with daemon.StopGuard() as args.stop:
+        with stop.StopGuard() as args.stop:
             return COMMANDS[command](args)
-    except daemon.Interrupted:
+    except stop.Interrupted:
         print("syncd: stopped by SIGTERM; every step that finished is saved and the one running was "
               "rolled back; run the same command again to finish", file=sys.stderr)
         return EX_OK
