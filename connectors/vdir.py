@@ -4,17 +4,29 @@ A vdir is a folder with one item per file. The etag of a file is its mtime (ns) 
 size: a pass with no change lists and stats the folders and reads no file. Follow-ups
 are written one VTODO per file named ``<uid>.ics``: created with an exclusive link so
 a rerun never overwrites or duplicates, replaced atomically (temp file + rename).
+
+A pass with no change need not read the ledger's etags either. When a listing finds
+nothing to change, it notes so in the connector state (``settled``: kind and folder ->
+a digest of the listing's names, mtimes and sizes, and how many files it has); the core
+commits the state with the end of that listing. A listing that does change something
+removes the note before its first batch, and the removal commits with that batch. So
+while the folder lists the same digest and the ledger holds as many objects as the
+folder has files (``len(known)``, which the core answers with a count), the ledger holds
+exactly this listing: nothing is compared and nothing is read. A lost state only costs
+one full comparison.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import glob
+import hashlib
 import logging
 import os
 import re
 import stat
 import tempfile
+from array import array
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,21 +65,61 @@ def _etag(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}-{st.st_size}"
 
 
+_SETTLED = "settled"
+
+
+class _Listing:
+    """The items of a folder, in the order the folder lists them: names, mtimes (ns)
+    and sizes, kept apart so that a pass with no change builds no string per file."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.mtimes: list[int] = []
+        self.sizes: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def etags(self) -> dict[str, str]:
+        """file name -> etag."""
+        return {n: f"{m}-{s}" for n, m, s in zip(self.names, self.mtimes, self.sizes, strict=True)}
+
+    def digest(self) -> str:
+        """A digest of every name and etag (another order is another digest: then
+        the folder is only compared in full)."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update("\0".join(self.names).encode("utf-8", "surrogateescape"))
+        try:
+            h.update(array("q", self.mtimes).tobytes())
+            h.update(array("q", self.sizes).tobytes())
+        except OverflowError:  # an mtime past 2262
+            h.update(repr((self.mtimes, self.sizes)).encode())
+        return h.hexdigest()
+
+
 def _scan(folder: Path, suffix: str) -> dict[str, str]:
     """file name -> etag of the items of a folder (hidden and temporary files skipped)."""
-    out = {}
+    return _list(folder, suffix).etags()
+
+
+def _list(folder: Path, suffix: str) -> _Listing:
+    """The items of a folder (hidden and temporary files skipped)."""
+    out = _Listing()
+    names, mtimes, sizes = out.names.append, out.mtimes.append, out.sizes.append
     # A pass with no change is this loop: one stat per file, nothing else per entry.
     with os.scandir(folder) as it:
         for entry in it:
             name = entry.name
-            if name.startswith(".") or not name.lower().endswith(suffix):
+            if name[0] == "." or not (name.endswith(suffix) or name.lower().endswith(suffix)):
                 continue
             try:
                 st = entry.stat()  # follows a link, as is_file() would
             except FileNotFoundError:
                 continue
             if stat.S_ISREG(st.st_mode):
-                out[name] = _etag(st)
+                names(name)
+                mtimes(st.st_mtime_ns)
+                sizes(st.st_size)
     return out
 
 
@@ -164,14 +216,27 @@ class VdirConnector(EventSource, ContactSource, TaskSink):
         self, collection: Collection, cursor: str | None, known: Mapping[str, str], since: dt.datetime
     ) -> Changes:
         """Files whose mtime or size changed, and files gone since the ledger saw them
-        (the scan is the whole folder: no cursor is kept)."""
+        (the scan is the whole folder: no cursor is kept; see the module docstring for
+        the ``settled`` note that spares comparing an unchanged folder)."""
         folder = Path(collection.id)
         try:
-            now = _scan(folder, ".ics" if collection.kind == EVENTS else ".vcf")
+            listing = _list(folder, ".ics" if collection.kind == EVENTS else ".vcf")
         except OSError as exc:
             raise AccountError(f"cannot list {folder}: {exc.strerror}") from None
+        was = self.ctx.state(_SETTLED) or {}
+        key = f"{collection.kind}:{collection.id}"  # one folder may be a calendar and an address book
+        note = [listing.digest(), len(listing)]
+        if was.get(key) == note and len(known) == len(listing):
+            return None
+        now = listing.etags()
         changed = sorted(n for n, tag in now.items() if known.get(n) != tag)
-        batch = ChangeBatch(deletes=absent(known, now), total=len(changed))
+        deletes = absent(known, now)
+        settled = {k: v for k, v in was.items() if k != key}  # stored with the first batch
+        if not (changed or deletes):
+            settled[key] = note  # stored with the end of this listing
+        if settled != was:
+            self.ctx.set_state(_SETTLED, settled)
+        batch = ChangeBatch(deletes=deletes, total=len(changed))
         for name in changed:
             try:
                 batch.upserts.append(RawObject(href=name, etag=now[name], data=_read(folder / name)))

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from syncd import __version__, clock, config, errors, output, rules
+from syncd import __version__, clock, config, errors, output
 from syncd import log as logsetup
 from syncd.errors import EX_FAILED, EX_OK, EX_USAGE, SyncdError
 from syncd.ledger import Ledger, disk_full, full_disk_error, iso
@@ -133,16 +133,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbosity = -1 if args.quiet else args.verbose
     logsetup.setup(verbosity)
     command = "backfill" if args.backfill else args.command
-    from syncd import daemon
+    from syncd import stop
 
     try:
         if command == "run":
+            from syncd import daemon
+
             return daemon.run(args.config, verbosity)
         # SIGTERM ends a one-shot command the daemon's way: at the next step, or after
         # the grace period with the running step rolled back; a rerun goes on from there.
-        with daemon.StopGuard() as args.stop:
+        with stop.StopGuard() as args.stop:
             return COMMANDS[command](args)
-    except daemon.Interrupted:
+    except stop.Interrupted:
         print("syncd: stopped by SIGTERM; every step that finished is saved and the one running was "
               "rolled back; run the same command again to finish", file=sys.stderr)
         return EX_OK
@@ -253,6 +255,7 @@ def _progress(show: bool) -> Iterator[Callable[..., None] | None]:
 
 
 def _pass(args: argparse.Namespace, backfill: bool) -> int:
+    from syncd import plugins
     from syncd.engine import Engine
 
     cfg = config.load(args.config)
@@ -267,6 +270,8 @@ def _pass(args: argparse.Namespace, backfill: bool) -> int:
     if backfill:
         day = args.since or (clock.now() - dt.timedelta(days=5 * 365)).date()
         since = dt.datetime.combine(day, dt.time(), cfg.timezone)
+    if not dry_run:
+        plugins.save_cache()
     with _writer(cfg, dry_run, "syncd --backfill" if backfill else "syncd sync") as ledger:
         # the report lists every follow-up; log lines say it again only when asked (-v)
         unlisted = logsetup.listed_elsewhere() if args.verbose == 0 else contextlib.nullcontext()
@@ -303,6 +308,8 @@ def _report(cfg: config.Config, ledger: Ledger, result: Any, dry_run: bool) -> N
         out.print(f"  - {'would resolve' if dry_run else 'resolved'}: {line}", markup=False)
     if rec.error:
         out.print(f"Write-back FAILED: {rec.error}", markup=False)
+    from syncd import rules
+
     today = rules.local_date(clock.now(), cfg.timezone).isoformat()
     overdue = [p for p in ledger.people() if p["due"] and p["due"] <= today]
     out.print(f"Overdue: {len(overdue)}")
@@ -354,6 +361,8 @@ def cmd_people(args: argparse.Namespace) -> int:
     people = ledger.people() if ledger else []
     people.sort(key=lambda p: (p["name"].casefold(), p["emails"]))
     if args.overdue:
+        from syncd import rules
+
         today = rules.local_date(clock.now(), cfg.timezone).isoformat()
         people = [p for p in people if p["due"] and p["due"] <= today]
         people.sort(key=lambda p: p["due"])  # stable: ties stay in name order

@@ -32,7 +32,6 @@ import random
 import select
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,14 +45,16 @@ from syncd import clock, config, lock, notify
 from syncd import log as logsetup
 from syncd.config import Config
 from syncd.errors import EX_OK, EX_TEMPFAIL, LockedError, SyncdError
+from syncd.stop import STOP_GRACE
+from syncd.stop import Interrupted as Interrupted
+from syncd.stop import Interrupted as _Interrupted
+from syncd.stop import StopGuard as StopGuard
 
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL = dt.timedelta(minutes=1)
 BACKOFF_CAP = dt.timedelta(hours=6)
 JITTER = 0.10
-#: seconds a running pass may take to finish after SIGTERM before it is interrupted
-STOP_GRACE = 6.0
 #: the main loop never sleeps longer than this (signals also wake it at once)
 TICK = 1.0
 
@@ -145,11 +146,6 @@ def human(delta: dt.timedelta) -> str:
 
 
 # -- the daemon ----------------------------------------------------------------------
-
-
-class _Interrupted(BaseException):
-    """SIGTERM's grace ran out while a pass was running (not an ``Exception``, so no
-    ``except Exception`` in the engine swallows it)."""
 
 
 class _Fatal(Exception):
@@ -525,47 +521,5 @@ def run(config_path: Path | None, verbosity: int = 0) -> int:
 
 
 # -- one-shot commands ---------------------------------------------------------------
-#: what a stop ends a step with; ``syncd.cli`` catches it for ``sync`` and ``--backfill``
-Interrupted = _Interrupted
-
-
-class StopGuard:
-    """SIGTERM for one-shot commands (``syncd sync``, ``--backfill``), as the daemon has it.
-
-    The first SIGTERM asks to stop: ``check()``, called between steps, then raises
-    ``Interrupted``; a step still running after ``grace`` seconds is interrupted (its
-    SQLite transaction rolls back), and a second SIGTERM interrupts at once. So the
-    command ends within 10 s, and what it committed is what a rerun starts from.
-    """
-
-    def __init__(self, grace: float = STOP_GRACE) -> None:
-        self.grace = grace
-        self.stop = False
-        self._old: dict[int, Any] = {}
-
-    def _on_term(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop:
-            raise _Interrupted
-        self.stop = True
-        signal.setitimer(signal.ITIMER_REAL, self.grace)
-
-    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop:
-            raise _Interrupted
-
-    def check(self) -> None:
-        """Raise ``Interrupted`` if a stop was asked for (call it between steps)."""
-        if self.stop:
-            raise _Interrupted
-
-    def __enter__(self) -> StopGuard:
-        if threading.current_thread() is threading.main_thread():  # only it may take signals
-            self._old = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_term),
-                         signal.SIGALRM: signal.signal(signal.SIGALRM, self._on_alarm)}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
+# ``StopGuard`` and ``Interrupted`` live in ``syncd.stop`` (imported above), which a
+# one-shot command loads without the daemon's sockets and scheduler.

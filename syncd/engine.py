@@ -15,15 +15,19 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from syncd import clock, errors, rules
+from syncd import clock, errors
 from syncd.accounts import Accounts
 from syncd.config import Config
-from syncd.derive import Derivation, Derive, Inputs, rule_settings
-from syncd.infer import Person
+from syncd.derive import Derive
 from syncd.ingest import DEFAULT_SINCE, AccountResult, Ingest, Progress, bump
 from syncd.ledger import Ledger
 from syncd.writeback import DryRunSink, ReconcileResult, Sink, WriteBack, captured
+
+if TYPE_CHECKING:  # inference and the rules load when a pass has something to derive
+    from syncd.derive import Derivation, Inputs
+    from syncd.infer import Person
 
 __all__ = ["DEFAULT_SINCE", "AccountResult", "Engine", "PassResult", "ReconcileResult"]
 
@@ -124,6 +128,9 @@ class Engine:
         if sink is None or sink_name is None or result.error:
             self._finish(derived, result, sink_name, now)
             return result
+        from syncd import rules
+        from syncd.derive import rule_settings
+
         with captured(result, "write-back"):
             history = self.ledger.followups()
             todo = rules.plan(derived.people, history, rule_settings(self.config), self.now(), derived.kept)

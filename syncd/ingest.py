@@ -141,7 +141,7 @@ class Ingest:
                     log.info("account %s: %s %s is no longer configured; forgetting it", name, old.kind, old.name)
                     self.ledger.drop_collection(old.id)
         for coll, row in rows.items():
-            known = self.ledger.etags(row.id)
+            known = _Known(self.ledger, row.id)
             mentioned: set[str] = set()
             stream = ChangeStream(conn.changes(coll, row.cursor, known, start))
             for batch in _believed(stream, known, name, coll, name in self.allow_empty):
@@ -286,6 +286,39 @@ class Ingest:
             with self.ledger.transaction():
                 self._reexpand(stale, start, end)
                 bump(self.ledger)
+
+
+class _Known(Mapping[str, str]):
+    """href -> etag of a collection in the ledger, read when first looked into: a
+    connector that can tell nothing changed without it (vdir) asks only ``len``,
+    which is a count."""
+
+    def __init__(self, ledger: Ledger, collection_id: int) -> None:
+        self._ledger = ledger
+        self._id = collection_id
+        self._etags: dict[str, str] | None = None
+
+    @property
+    def etags(self) -> dict[str, str]:
+        """The whole mapping, read once."""
+        if self._etags is None:
+            self._etags = self._ledger.etags(self._id)
+        return self._etags
+
+    def __getitem__(self, href: str) -> str:
+        return self.etags[href]
+
+    def get(self, href: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self.etags.get(href, default)
+
+    def __contains__(self, href: object) -> bool:
+        return href in self.etags
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.etags)
+
+    def __len__(self) -> int:
+        return len(self._etags) if self._etags is not None else self._ledger.etag_count(self._id)
 
 
 def _believed(batches: Iterable[ChangeBatch], known: Mapping[str, str], account: str, coll: Collection,

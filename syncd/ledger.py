@@ -991,6 +991,11 @@ class Ledger:
                 (kind, iso(started), iso(finished), summary),
             )
 
+    def etag_count(self, collection_id: int) -> int:
+        """How many objects a collection holds (``len(etags(...))`` without reading them)."""
+        row = self.conn.execute("SELECT count(*) FROM objects WHERE collection=?", (collection_id,)).fetchone()
+        return int(row[0])
+
 
 def _collection(row: sqlite3.Row) -> CollectionRow:
     return CollectionRow(

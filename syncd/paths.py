@@ -38,6 +38,11 @@ def runtime_dir() -> Path:
     return state_dir() / "run"
 
 
+def cache_dir() -> Path:
+    """The directory of what syncd can always rebuild (the entry points found)."""
+    return _systemd_dir("CACHE_DIRECTORY") or Path(platformdirs.user_cache_dir(APP))
+
+
 def credentials_dir() -> Path | None:
     """$CREDENTIALS_DIRECTORY (systemd LoadCredential=), if set."""
     return _systemd_dir("CREDENTIALS_DIRECTORY")

@@ -15,13 +15,16 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syncd import errors, rules
+from syncd import errors
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.ledger import FollowupRow, Ledger
 from syncd_connectors.base import Connector, TaskSpec
+
+if TYPE_CHECKING:
+    from syncd import rules
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,8 @@ class WriteBack:
     def write(self, sink: Sink, account: str, todo: rules.Plan, result: ReconcileResult) -> None:
         """Write the plan: new follow-ups (pending first, so a crash cannot lose or
         duplicate one) and the resolved ones."""
+        from syncd import rules  # the write-back runs when a pass planned something
+
         today = rules.local_date(self.now(), self.config.timezone)
         for want in todo.new:
             row = FollowupRow(
