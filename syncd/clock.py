@@ -1,4 +1,5 @@
-"""The current time. ``SYNCD_NOW`` (ISO-8601) fixes it, for tests and reproducible demos."""
+"""The current time (``SYNCD_NOW``, ISO-8601, fixes it, for tests and reproducible demos), and
+the local date of an instant."""
 
 from __future__ import annotations
 
@@ -15,3 +16,8 @@ def now() -> dt.datetime:
             value = value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc)
     return dt.datetime.now(dt.timezone.utc)
+
+
+def local_date(when: dt.datetime, zone: dt.tzinfo) -> dt.date:
+    """The local date of an instant."""
+    return when.astimezone(zone).date()

@@ -36,13 +36,18 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syncd import infer, relate, rules
+from syncd.clock import local_date
 from syncd.config import Config
 from syncd.identity import email_link
-from syncd.infer import ContactRecord, Occurrence, Person
 from syncd.ledger import Interaction, Ledger, occurrence_from, parse_iso, record_from
+from syncd.model import ContactRecord, Meeting, Occurrence, Person
+
+if TYPE_CHECKING:
+    # Inference and the rules load when a pass has something to derive: a pass that
+    # finds nothing changed needs neither (a no-change pass is mostly start-up).
+    from syncd import infer, rules
 
 #: what is stored of a derivation; a syncd that stores more derives once after an upgrade
 SNAPSHOT_FORMAT = "3"  # 2: SPEC §8 fields, stories and interactions; 3: the index
@@ -80,6 +85,7 @@ class Inputs:
 
 def rule_settings(c: Config) -> rules.RuleSettings:
     """The config's rule tables."""
+    from syncd import relate, rules
     return rules.RuleSettings(c.timezone, c.first_meeting, c.due_after, c.lookback, c.daily_limit,
                               c.cadences, c.birthdays, c.days_before, max_others=c.max_others,
                               weekly_limit=c.weekly_limit,
@@ -111,6 +117,7 @@ class Derivation:
 
 def _basis(p: Person, addresses: Iterable[str]) -> str:
     """What an address-book person is derived from, as text: equal text, equal person."""
+    from syncd import infer
     return json.dumps([p.key, p.name, sorted(infer.labels(p)), sorted(addresses), p.emails, p.groups, p.refs,
                        sorted(p.origins), repr((p.birthday, p.anniversary, p.milestones))])
 
@@ -151,6 +158,7 @@ class Derive:
                 for cid, href, idx, data in self.ledger.all_contacts() if cid in orders]
 
     def _settings(self) -> infer.Settings:
+        from syncd import infer
         return infer.Settings(self.config.max_attendees, self.config.count_all_day,
                               self.config.match_titles, self.config.track_unknown, tuple(self.config.ignore))
 
@@ -171,10 +179,11 @@ class Derive:
     def changed(self) -> Derivation:
         """Derive again the people whatever changed since the last derivation touched
         (see the module docstring), or everyone when that is due."""
+        from syncd import infer
         now = self.now()
         me = frozenset(e.lower() for e in set(self.config.me) | self.ledger.self_addresses())
         key, index_key = self._keys(me)
-        day = rules.local_date(now, self.config.timezone).isoformat()
+        day = local_date(now, self.config.timezone).isoformat()
         last_key, last_day, last = [*(self.ledger.meta("derived") or "").split("|"), "", ""][:3]
         many = self.ledger.touched(FULL_AT)
         then = dt.datetime.fromisoformat(last) if last_key == key and last else None
@@ -187,7 +196,7 @@ class Derive:
         s = self._settings()
         where = self._where()
         fresh = self._decode(self.ledger.occurrences_of(uids), orders, where)
-        index = _index(fresh, uids, me, infer.Ignore(s.ignore))
+        index = infer.terms_by_uid(fresh, uids, me, infer.Ignore(s.ignore))
         addresses, found = self.ledger.index_of(uids)
         for a, w in index.values():
             addresses.update(a)
@@ -260,7 +269,7 @@ class Derive:
         them, whom no record brought into ``people``."""
         stored = self.ledger.meetings_of(keys)
         stories = self.ledger.stories_of(keys)
-        order: Callable[[infer.Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
+        order: Callable[[Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
         by_key = {p.key: p for p in people}
         entries = self.ledger.entries_of([k for k in keys if k not in by_key])
         extra = []
@@ -284,6 +293,7 @@ class Derive:
               uids: set[str] | None) -> Derivation:
         """Everyone, from every meeting. ``uids``: the changed UIDs (None: too many to
         trace, so the index is made anew)."""
+        from syncd import infer
         orders = self._orders()
         s = self._settings()
         known = self.ledger.identity()
@@ -302,7 +312,7 @@ class Derive:
                 occs = [occurrence_from(json.loads(data), orders[cid], *where.get(cid, ("", "")), shared=shared)
                         for _, cid, data in rows]
                 if rebuild or uid in index:
-                    index.update(_index(occs, (), me, ignored))
+                    index.update(infer.terms_by_uid(occs, (), me, ignored))
                     if rebuild and len(index) >= _INDEX_BATCH:
                         self.ledger.put_index(index)
                         index.clear()
@@ -327,6 +337,7 @@ class Derive:
         """The address book as people (``infer.Directory``), who owns which address, and
         what each person is made of; and, when it was read again, what to keep of it.
         While the cards and the identity stay as they are, the last pass's is thawed."""
+        from syncd import infer
         valid = f"{DIRECTORY_FORMAT}|{self.ledger.book_version()}|{key}|{sorted(orders.items())}"
         stored = self.ledger.meta("directory")
         if stored is not None and stored.startswith(valid + "\n"):
@@ -347,6 +358,7 @@ class Derive:
 
     def people(self) -> list[Person]:
         """Inference over everything in the ledger, as of now, with remembered identities."""
+        from syncd import infer
         i = self.inputs()
         known = self.ledger.identity()
         people, remembered = infer.derive(i.occurrences, i.contacts, i.me, i.settings, i.now, i.until,
@@ -372,7 +384,7 @@ class Derive:
         return not self.ledger.starts_between([(then, now), (then + h, now + h)])
 
     def reconcile_key(self, now: dt.datetime) -> tuple[str, str, str, str]:
-        return (self.ledger.meta("generation") or "0", rules.local_date(now, self.config.timezone).isoformat(),
+        return (self.ledger.meta("generation") or "0", local_date(now, self.config.timezone).isoformat(),
                 f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}", now.isoformat())
 
     def store(self, d: Derivation, valid: bool = True) -> None:
@@ -385,7 +397,7 @@ class Derive:
         people = d.people
 
         history = self.ledger.followups()
-        today = rules.local_date(self.now(), self.config.timezone)
+        today = local_date(self.now(), self.config.timezone)
         s = rule_settings(self.config)
         shared: dict[int, dt.date] = {}  # meetings are shared objects: their local date is found once
         snap, stories = {}, {}
@@ -422,27 +434,14 @@ def _bases(people: Iterable[Person], cards: dict[str, str]) -> dict[str, str]:
     return {p.key: cards[p.key] if p.in_address_book else _STRANGER + p.emails[0] for p in people}
 
 
-def _meeting(row: tuple[Any, ...]) -> infer.Meeting:
+def _meeting(row: tuple[Any, ...]) -> Meeting:
     """A stored interaction row as a meeting."""
     _, uid, rid, start, end, summary, account, calendar, others, organised = row
-    return infer.Meeting(parse_iso(start), summary, uid, rid, parse_iso(end), account, calendar, others,  # type: ignore[arg-type]
+    return Meeting(parse_iso(start), summary, uid, rid, parse_iso(end), account, calendar, others,  # type: ignore[arg-type]
                          bool(organised))
 
 
-def _upcoming(d: dict[str, Any]) -> infer.Meeting:
+def _upcoming(d: dict[str, Any]) -> Meeting:
     """A stored upcoming meeting (a story's) as a meeting."""
-    return infer.Meeting(parse_iso(d["start"]), d["summary"], d["uid"], d["recurrence_id"],  # type: ignore[arg-type]
+    return Meeting(parse_iso(d["start"]), d["summary"], d["uid"], d["recurrence_id"],  # type: ignore[arg-type]
                          parse_iso(d["end"]), d["account"], d["calendar"], d["others"], d["organised"])
-
-
-def _index(occurrences: Iterable[Occurrence], uids: Iterable[str], me: frozenset[str],
-           ignored: infer.Ignore) -> dict[str, Terms]:
-    """uid -> the addresses and title words that find it (every one of ``uids`` has an
-    entry, empty when its occurrences are gone)."""
-    found: dict[str, tuple[set[str], set[str]]] = {u: (set(), set()) for u in uids}
-    for occ in occurrences:
-        addresses, titled = infer.index_terms(occ, me, ignored)
-        entry = found.setdefault(occ.uid, (set(), set()))
-        entry[0].update(addresses)
-        entry[1].update(titled)
-    return {u: (tuple(sorted(a)), tuple(sorted(w))) for u, (a, w) in found.items()}

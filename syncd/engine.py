@@ -27,7 +27,7 @@ from syncd.writeback import DryRunSink, ReconcileResult, Sink, WriteBack, captur
 
 if TYPE_CHECKING:  # inference and the rules load when a pass has something to derive
     from syncd.derive import Derivation, Inputs
-    from syncd.infer import Person
+    from syncd.model import Person
 
 __all__ = ["DEFAULT_SINCE", "AccountResult", "Engine", "PassResult", "ReconcileResult"]
 

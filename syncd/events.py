@@ -21,7 +21,7 @@ from typing import Any
 import icalendar
 
 from syncd.errors import ParseError
-from syncd.infer import Occurrence, Party
+from syncd.model import Occurrence, Party
 
 log = logging.getLogger(__name__)
 

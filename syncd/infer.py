@@ -12,12 +12,12 @@ import datetime as dt
 import fnmatch
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from syncd.config import default
 from syncd.identity import Assigner, Claim, Identity
-from syncd.model import ContactRecord, Milestone, Occurrence, PartialDate, Party
+from syncd.model import ContactRecord, Meeting, Milestone, Occurrence, PartialDate, Party, Person
 
 __all__ = [
     "ContactRecord",
@@ -33,6 +33,7 @@ __all__ = [
     "index_terms",
     "infer",
     "labels",
+    "terms_by_uid",
     "words",
 ]
 
@@ -48,63 +49,6 @@ class Settings:
     match_titles: bool = default("inference.match_titles")
     track_unknown: bool = default("inference.track_unknown")
     ignore: tuple[str, ...] = ()  # address globs that are never people
-
-
-@dataclass(frozen=True, slots=True)
-class Meeting:
-    """A counted occurrence, as kept in a person's history (SPEC §8).
-
-    ``others`` is how many other people rule 5 admitted (a title match has 1), so a
-    one-on-one has 1; ``organised`` is whether the user organised it.
-    """
-
-    start: dt.datetime
-    summary: str
-    uid: str
-    recurrence_id: str
-    end: dt.datetime | None = None
-    account: str = ""
-    calendar: str = ""
-    others: int = 1
-    organised: bool = False
-
-
-@dataclass
-class Person:
-    """A merged person and their history."""
-
-    key: str
-    name: str
-    emails: list[str]
-    groups: list[str] = field(default_factory=list)
-    nicknames: list[str] = field(default_factory=list)
-    in_address_book: bool = False
-    birthday: PartialDate | None = None
-    anniversary: PartialDate | None = None
-    milestones: list[Milestone] = field(default_factory=list)
-    meetings: list[Meeting] = field(default_factory=list)  # started, sorted
-    upcoming: list[Meeting] = field(default_factory=list)  # future, sorted
-    refs: list[str] = field(default_factory=list)  # the address-book records merged here
-    #: every id that stands for this person (``key`` and ids merged into it); empty
-    #: when inference ran without an identity (then ``key`` is the natural key)
-    aliases: frozenset[str] = frozenset()
-    #: ids of the person this one split off from (their first meeting was followed up)
-    origins: frozenset[str] = frozenset()
-
-    @property
-    def first_met(self) -> Meeting | None:
-        """The first counted meeting."""
-        return self.meetings[0] if self.meetings else None
-
-    @property
-    def last_met(self) -> Meeting | None:
-        """The latest counted meeting."""
-        return self.meetings[-1] if self.meetings else None
-
-    @property
-    def next_meeting(self) -> Meeting | None:
-        """The next future meeting that would count."""
-        return self.upcoming[0] if self.upcoming else None
 
 
 def dedupe(occurrences: Iterable[Occurrence]) -> list[Occurrence]:
@@ -280,6 +224,19 @@ def index_terms(occ: Occurrence, me: frozenset[str], ignored: Ignore) -> tuple[s
     # Only the people it may count for: rooms, the user and who declined are no one's.
     addresses = {p.email for p in parties if p.email}
     return addresses, words(occ.summary) if not anyone and occ.summary else set()
+
+
+def terms_by_uid(occurrences: Iterable[Occurrence], uids: Iterable[str], me: frozenset[str],
+                 ignored: Ignore) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """uid -> the sorted ``index_terms`` of its occurrences (every one of ``uids`` has
+    an entry, empty when its occurrences are gone)."""
+    found: dict[str, tuple[set[str], set[str]]] = {u: (set(), set()) for u in uids}
+    for occ in occurrences:
+        addresses, titled = index_terms(occ, me, ignored)
+        entry = found.setdefault(occ.uid, (set(), set()))
+        entry[0].update(addresses)
+        entry[1].update(titled)
+    return {u: (tuple(sorted(a)), tuple(sorted(w))) for u, (a, w) in found.items()}
 
 
 def _counted_parties(occ: Occurrence, me: frozenset[str],

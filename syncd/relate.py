@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from syncd.config import default
-from syncd.infer import Meeting, Person
+from syncd.model import Meeting, Person
 
 GAP_WINDOW = 730  # days of history the usual gap looks at
 GAP_DATES = 12  # at most this many of the latest dates

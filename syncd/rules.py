@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from syncd import relate
+from syncd.clock import local_date
 from syncd.config import default
-from syncd.infer import Milestone, PartialDate, Person
 from syncd.ledger import FollowupRow
+from syncd.model import Milestone, PartialDate, Person
 
 FIRST_MEETING = "first_meeting"
 KEEP_IN_TOUCH = "keep_in_touch"
@@ -87,11 +88,6 @@ def uid_for(rule: str, person: str, cycle: str) -> str:
 def show(day: dt.date) -> str:
     """``3 Aug 2026``: the date format of reasons."""
     return f"{day.day} {day:%b} {day.year}"
-
-
-def local_date(when: dt.datetime, zone: dt.tzinfo) -> dt.date:
-    """The local date of an instant."""
-    return when.astimezone(zone).date()
 
 
 def cadence_of(person: Person, s: RuleSettings, today: dt.date,

@@ -9,7 +9,7 @@ import vobject
 
 from syncd.errors import ParseError
 from syncd.events import _clean
-from syncd.infer import ContactRecord, Milestone, PartialDate
+from syncd.model import ContactRecord, Milestone, PartialDate
 
 _DATE = re.compile(r"^(?:(\d{4})|--)-?(\d{2})-?(\d{2})(?:T.*)?$")
 _CARD = re.compile(r"^BEGIN:VCARD\r?$.*?^END:VCARD\r?$", re.M | re.S | re.I)

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from syncd import relate, rules
-from syncd.infer import Meeting, Person
 from syncd.ledger import FollowupRow, Interaction, iso
+from syncd.model import Meeting, Person
 
 if TYPE_CHECKING:  # rich loads only to draw: a pass stores snapshots without it
     from rich.console import Console
