@@ -3,10 +3,11 @@
 Shape, and why:
 
 - ``objects`` keeps each remote object's text, so a recurring series can be expanded
-  again as the window moves, without fetching it again.
-- ``occurrences`` are derived from ``objects`` per (collection, uid): a series'
-  overrides may arrive in other objects (Google sends exceptions on their own), so
-  expansion works on every component of that UID in the collection.
+  again as the window moves, without fetching it again (but for a plain single
+  meeting, whose occurrence says all of it: schema 4).
+- ``series`` hold the occurrences derived from ``objects`` per (collection, uid): a
+  series' overrides may arrive in other objects (Google sends exceptions on their
+  own), so expansion works on every component of that UID in the collection.
 - ``contacts`` are derived from contact objects, one row per card.
 - ``followups`` is the lifecycle of every task syncd decided to write; a row is
   inserted as ``pending`` before the remote write, so a crash in between is finished
@@ -15,8 +16,10 @@ Shape, and why:
 - cursors live on their ``collections`` row and are written once every batch of
   changes they cover is committed (a crash in between lists again from the old
   cursor, and the stored etags make that a no-op).
-- ``touched``, ``stale``, ``attend``, ``titled`` and ``bases`` let a pass derive again
-  only the people a change touched (schema 3; ``syncd.derive``).
+- ``touched``, ``stale``, ``attend``, ``titled``, ``terms`` and ``bases`` let a pass
+  derive again only the people a change touched (schema 3; ``syncd.derive``).
+- ``meetings`` and ``met`` are each person's counted meetings (the ``interactions``
+  view); schema 4 made the ledger smaller (``_SCHEMA_4``).
 
 Connections use ``isolation_level=None`` and explicit ``BEGIN IMMEDIATE``, so every
 transaction is visible in the code; the schema version is checked at open.
@@ -192,8 +195,11 @@ CREATE TABLE histories (person TEXT PRIMARY KEY, digest TEXT NOT NULL)
 #   id, ``calendars`` one for each (account, calendar). The view ``interactions``
 #   shows the rows as schema 3 stored them.
 # - ``touched`` is kept in key order too.
-# - ``terms`` holds each UID's addresses and title words, for what ``attend`` and
-#   ``titled`` (by address and word) needed a second index.
+# - ``terms`` holds each UID's addresses and title words (what ``attend`` and
+#   ``titled`` needed a second index for), and an integer that ``attend`` and
+#   ``titled`` name the UID by.
+# - ``meetings`` and ``terms`` have ids from a hash of what they hold: finding a row
+#   needs no index on it (``Ledger._place``).
 # The copy of the schema-3 rows into these is ``Ledger._to_v4``. A table added later
 # goes in a block of its own (``_SCHEMA_5``), after this one.
 _SCHEMA_4 = """
@@ -224,19 +230,18 @@ CREATE TABLE series (
     data TEXT NOT NULL,                -- its occurrences, a JSON line each (``occurrence_json``), packed
     UNIQUE (collection, uid)
 );
-CREATE TABLE starts (
-    series INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+CREATE TABLE starts (                  -- a series' rows go with it (``Ledger._put_series``)
     start INTEGER NOT NULL,            -- epoch seconds
-    PRIMARY KEY (series, start)
+    series INTEGER NOT NULL,           -- series.id
+    PRIMARY KEY (start, series)
 ) WITHOUT ROWID;
-CREATE INDEX starts_start ON starts(start);
 ALTER TABLE interactions RENAME TO interactions_v3;
 CREATE TABLE person_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
 CREATE TABLE calendars (               -- the (account, calendar) a meeting was read from
     id INTEGER PRIMARY KEY, account TEXT NOT NULL, calendar TEXT NOT NULL, UNIQUE (account, calendar)
 );
 CREATE TABLE meetings (
-    id INTEGER PRIMARY KEY,            -- from what the row holds (``_meeting_id``)
+    id INTEGER PRIMARY KEY,            -- from what the row holds (``_hash_id``)
     uid TEXT NOT NULL, recurrence_id TEXT NOT NULL,
     start INTEGER NOT NULL, end INTEGER,   -- epoch seconds
     summary TEXT NOT NULL,
@@ -259,10 +264,15 @@ FROM met i JOIN person_keys k ON k.id = i.person JOIN meetings m ON m.id = i.mee
 JOIN calendars c ON c.id = m.calendar;
 DROP INDEX IF EXISTS attend_uid;
 DROP INDEX IF EXISTS titled_uid;
+ALTER TABLE attend RENAME TO attend_v3;
+ALTER TABLE titled RENAME TO titled_v3;
 CREATE TABLE terms (
-    uid TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,            -- from its UID (``_hash_id``)
+    uid TEXT NOT NULL,
     addresses TEXT NOT NULL, words TEXT NOT NULL   -- JSON lists
-) WITHOUT ROWID;
+);
+CREATE TABLE attend (address TEXT NOT NULL, term INTEGER NOT NULL, PRIMARY KEY (address, term)) WITHOUT ROWID;
+CREATE TABLE titled (word TEXT NOT NULL, term INTEGER NOT NULL, PRIMARY KEY (word, term)) WITHOUT ROWID;
 ALTER TABLE touched RENAME TO touched_v3;
 CREATE TABLE touched (uid TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT INTO touched SELECT uid FROM touched_v3;
@@ -559,11 +569,11 @@ class Ledger:
         self._put_interactions(people)
         self.conn.execute("DROP TABLE interactions_v3")
         terms: dict[str, tuple[list[str], list[str]]] = {}
-        for table, at in (("attend", 0), ("titled", 1)):
+        for table, at in (("attend_v3", 0), ("titled_v3", 1)):
             for term, uid in self.conn.execute(f"SELECT * FROM {table} ORDER BY 2, 1"):
                 terms.setdefault(uid, ([], []))[at].append(term)
-        self.conn.executemany("INSERT INTO terms VALUES (?, ?, ?)",
-                              [(u, json.dumps(a), json.dumps(w)) for u, (a, w) in terms.items()])
+            self.conn.execute(f"DROP TABLE {table}")
+        self._put_terms(terms)
 
     def close(self) -> None:
         """Close the connection."""
@@ -702,6 +712,8 @@ class Ledger:
         """Forget a collection no longer configured (inside a transaction)."""
         uids = self.conn.execute("SELECT uid FROM series WHERE collection=?", (collection_id,))
         self.conn.executemany("INSERT OR IGNORE INTO touched VALUES (?)", list(uids))
+        self.conn.execute("DELETE FROM starts WHERE series IN (SELECT id FROM series WHERE collection=?)",
+                          (collection_id,))
         self.conn.execute("DELETE FROM collections WHERE id=?", (collection_id,))
 
     @_writes
@@ -793,20 +805,28 @@ class Ledger:
 
     def _put_series(self, collection_id: int, uid: str, starts: list[int], data: str | bytes, recurring: bool,
                     until: int) -> None:
+        self._drop_starts(collection_id, uid)
+        # a single meeting is never expanded again: 0 takes no room in a row
         self.conn.execute(
             "INSERT INTO series (collection, uid, recurring, expanded_until, data) VALUES (?,?,?,?,?) "
             "ON CONFLICT (collection, uid) DO UPDATE SET recurring=excluded.recurring, "
             "expanded_until=excluded.expanded_until, data=excluded.data",
-            (collection_id, uid, int(recurring), until, data))
-        self.conn.execute("DELETE FROM starts WHERE series = (SELECT id FROM series WHERE collection=? AND uid=?)",
-                          (collection_id, uid))
-        self.conn.executemany("INSERT INTO starts (series, start) SELECT id, ? FROM series WHERE collection=? AND uid=?",
+            (collection_id, uid, int(recurring), until if recurring else 0, data))
+        self.conn.executemany("INSERT INTO starts (start, series) SELECT ?, id FROM series WHERE collection=? AND uid=?",
                               [(t, collection_id, uid) for t in sorted(set(starts))])
+
+    def _drop_starts(self, collection_id: int, uid: str) -> None:
+        """Delete the ``starts`` rows of a stored series, by key: read from its occurrences."""
+        row = self.conn.execute("SELECT id, data FROM series WHERE collection=? AND uid=?", (collection_id, uid)).fetchone()
+        if row is not None:
+            self.conn.executemany("DELETE FROM starts WHERE start=? AND series=?",
+                                  [(t, row[0]) for t in {_line_start(line) for line in _lines(uid, row[1])}])
 
     @_writes
     def drop_series(self, collection_id: int, uid: str) -> None:
         """Forget a series whose objects are gone (inside a transaction)."""
         self.conn.execute("INSERT OR IGNORE INTO touched VALUES (?)", (uid,))
+        self._drop_starts(collection_id, uid)
         self.conn.execute("DELETE FROM series WHERE collection=? AND uid=?", (collection_id, uid))
 
     def series_lines(self, collection_id: int, uid: str) -> list[str] | None:
@@ -873,12 +893,13 @@ class Ledger:
         self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href))
         self.conn.executemany(
             "INSERT INTO contacts(collection, href, idx, data) VALUES (?,?,?,?)",
-            [(collection_id, href, i, data) for i, data in enumerate(records)],
+            [(collection_id, href, i, self._pack(data)) for i, data in enumerate(records)],
         )
 
     def all_contacts(self) -> Iterator[tuple[int, str, int, str]]:
         """(collection id, href, index, JSON) of every stored contact."""
-        yield from self.conn.execute("SELECT collection, href, idx, data FROM contacts")
+        for cid, href, idx, data in self.conn.execute("SELECT collection, href, idx, data FROM contacts"):
+            yield cid, href, idx, unpack(data)
 
     # -- what changed since the last derivation (``syncd.derive``) ---------------
     def touched(self) -> set[str]:
@@ -903,12 +924,46 @@ class Ledger:
             found.update(w)
         return addresses, found
 
-    def _terms(self, uids: Iterable[str]) -> Iterator[tuple[str, list[str], list[str]]]:
-        """(uid, addresses, title words) indexed for ``uids``."""
+    def _terms(self, uids: Iterable[str]) -> Iterator[tuple[int, list[str], list[str]]]:
+        """(id, addresses, title words) of the ``terms`` rows of ``uids``."""
         for batch in _chunks(sorted(set(uids))):
-            for uid, a, w in self.conn.execute(
-                    f"SELECT uid, addresses, words FROM terms WHERE uid IN ({','.join('?' * len(batch))})", batch):
-                yield uid, json.loads(a), json.loads(w)
+            ids, stored = self._place({u: _hash_id(u) for u in batch}, self._term_slots)
+            for i, a, w in self._rows_by_id("SELECT id, addresses, words FROM terms", [ids[u] for u in stored]):
+                yield i, json.loads(a), json.loads(w)
+
+    def _term_slots(self, ids: list[int]) -> dict[int, Any]:
+        return {i: uid for i, uid in self._rows_by_id("SELECT id, uid FROM terms", ids)}
+
+    def _rows_by_id(self, select: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``select`` (``SELECT ... FROM table``) whose id is one of ``ids``."""
+        for batch in _chunks(sorted(set(ids))):
+            yield from self.conn.execute(f"{select} WHERE id IN ({','.join('?' * len(batch))})", batch)
+
+    def _place(self, wanted: Mapping[Any, int], slots: Callable[[list[int]], dict[int, Any]]
+               ) -> tuple[dict[Any, int], set[Any]]:
+        """The id of each key of ``wanted`` (key -> its hash, ``_hash_id``) in a table
+        whose ids are such hashes; ``slots(ids)`` reads which key each stored id holds.
+
+        A key is stored at one of the ``_WINDOW`` ids from its hash: the first free
+        one when it was placed (keys of one hash, never seen, take the next). Finding
+        it reads them all, so a row deleted before it leaves no gap that would hide it.
+        Returns the ids (stored keys keep theirs) and which keys are stored.
+        """
+        occupied: dict[int, Any] = {}
+        for batch in _chunks(list(wanted.items())):
+            occupied.update(slots(sorted({i for _, h in batch for i in _window(h)})))
+        where = {key: i for i, key in occupied.items()}
+        ids = {key: where[key] for key in wanted if key in where}
+        stored = set(ids)
+        for key, h in wanted.items():
+            if key in ids:
+                continue
+            free = next((i for i in _window(h) if i not in occupied), None)
+            if free is None:
+                raise SyncdError(f"{self.path}: {_WINDOW} rows share one hash (this cannot happen)")
+            ids[key] = free
+            occupied[free] = key
+        return ids, stored
 
     def uids_of(self, addresses: Iterable[str], title_words: Iterable[str]) -> set[str]:
         """UIDs indexed under any of ``addresses`` or ``title_words``."""
@@ -916,7 +971,8 @@ class Ledger:
         for table, column, keys in (("attend", "address", addresses), ("titled", "word", title_words)):
             for batch in _chunks(sorted(set(keys))):
                 out.update(r[0] for r in self.conn.execute(
-                    f"SELECT uid FROM {table} WHERE {column} IN ({','.join('?' * len(batch))})", batch))
+                    f"SELECT t.uid FROM {table} x JOIN terms t ON t.id = x.term "
+                    f"WHERE x.{column} IN ({','.join('?' * len(batch))})", batch))
         return out
 
     def bases(self) -> dict[str, str]:
@@ -938,25 +994,32 @@ class Ledger:
             for table in ("attend", "titled", "terms"):
                 self.conn.execute(f"DELETE FROM {table}")
         else:
-            # what was indexed for these UIDs, found by UID in ``terms``, goes by its key
+            # what was indexed for these UIDs, found by id in ``terms``, goes by its key
             before = list(self._terms(index))
-            self.conn.executemany("DELETE FROM attend WHERE address=? AND uid=?",
-                                  [(a, uid) for uid, addrs, _ in before for a in addrs])
-            self.conn.executemany("DELETE FROM titled WHERE word=? AND uid=?",
-                                  [(w, uid) for uid, _, words in before for w in words])
-            self.conn.executemany("DELETE FROM terms WHERE uid=?", [(uid,) for uid, _, _ in before])
-        # generators: a rebuild's index is every UID of the ledger
-        self.conn.executemany("INSERT INTO attend VALUES (?, ?)",
-                              ((a, uid) for uid, (addrs, _) in index.items() for a in set(addrs)))
-        self.conn.executemany("INSERT INTO titled VALUES (?, ?)",
-                              ((w, uid) for uid, (_, words) in index.items() for w in set(words)))
-        self.conn.executemany("INSERT INTO terms VALUES (?, ?, ?)",
-                              ((uid, json.dumps(sorted(set(a))), json.dumps(sorted(set(w))))
-                               for uid, (a, w) in index.items() if a or w))
+            self.conn.executemany("DELETE FROM attend WHERE address=? AND term=?",
+                                  [(a, i) for i, addrs, _ in before for a in addrs])
+            self.conn.executemany("DELETE FROM titled WHERE word=? AND term=?",
+                                  [(w, i) for i, _, words in before for w in words])
+            self.conn.executemany("DELETE FROM terms WHERE id=?", [(i,) for i, _, _ in before])
+        self._put_terms(index)
         old = self.bases()
         self.conn.executemany("DELETE FROM bases WHERE person=?", [(p,) for p in dropped if p in old])
         self.conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?)",
                               [(k, self._pack(v)) for k, v in bases.items() if old.get(k) != v])
+
+    def _put_terms(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]]) -> None:
+        """Index ``index``'s UIDs (none of them indexed now), a few at a time: a
+        rebuild's index is every UID of the ledger."""
+        for batch in _chunks(index.items()):
+            terms = [(uid, sorted(set(a)), sorted(set(w))) for uid, (a, w) in batch]
+            terms = [t for t in terms if t[1] or t[2]]
+            ids, _ = self._place({uid: _hash_id(uid) for uid, _, _ in terms}, self._term_slots)
+            self.conn.executemany("INSERT INTO terms VALUES (?, ?, ?, ?)",
+                                  [(ids[uid], uid, json.dumps(a), json.dumps(w)) for uid, a, w in terms])
+            self.conn.executemany("INSERT INTO attend VALUES (?, ?)",
+                                  [(x, ids[uid]) for uid, a, _ in terms for x in a])
+            self.conn.executemany("INSERT INTO titled VALUES (?, ?)",
+                                  [(x, ids[uid]) for uid, _, w in terms for x in w])
 
     # -- follow-ups ----------------------------------------------------------
     def followups(self, states: tuple[str, ...] | None = None) -> list[FollowupRow]:
@@ -1102,16 +1165,15 @@ class Ledger:
                 met.append((keys[person], ids[row], others, organised))
                 delta[ids[row]] += 1
         self.conn.executemany("INSERT OR IGNORE INTO met VALUES (?, ?, ?, ?)", met)
-        stored = self._meetings(delta)
-        new = [(mid, row) for row, mid in ids.items() if mid not in stored and delta[mid] > 0]
+        refs = dict(self._rows_by_id("SELECT id, refs FROM meetings", list(delta)))
+        new = [(mid, row) for row, mid in ids.items() if mid not in refs and delta[mid] > 0]
         calendars = self._calendars({row[5:] for _, row in new})
         self.conn.executemany("INSERT INTO meetings VALUES (?,?,?,?,?,?,?,?)",
                               [(mid, *row[:5], calendars[row[5:]], delta[mid]) for mid, row in new])
         self.conn.executemany("UPDATE meetings SET refs=? WHERE id=?",
-                              [(stored[m][1] + d, m) for m, d in delta.items()
-                               if m in stored and d and stored[m][1] + d > 0])
+                              [(refs[m] + d, m) for m, d in delta.items() if m in refs and d and refs[m] + d > 0])
         self.conn.executemany("DELETE FROM meetings WHERE id=?",
-                              [(m,) for m, d in delta.items() if m in stored and stored[m][1] + d <= 0])
+                              [(m,) for m, d in delta.items() if m in refs and refs[m] + d <= 0])
         self.conn.executemany("DELETE FROM person_keys WHERE id=?", [(keys[k],) for k, rows in people.items()
                                                                      if not rows])
 
@@ -1129,15 +1191,16 @@ class Ledger:
             self.conn.executemany("INSERT INTO person_keys VALUES (?, ?)", [(out[k], k) for k in new])
         return out
 
-    def _meetings(self, ids: Iterable[int]) -> dict[int, tuple[tuple[Any, ...], int]]:
-        """id -> (what the stored meeting holds, as ``_Met``'s, and its refs)."""
-        out: dict[int, tuple[tuple[Any, ...], int]] = {}
-        for batch in _chunks(sorted(set(ids))):
+    def _meetings(self, ids: list[int]) -> dict[int, tuple[Any, ...]]:
+        """id -> what the stored meeting holds (as ``_Met``'s), for those of ``ids`` stored."""
+        out: dict[int, tuple[Any, ...]] = {}
+        # which are stored first, by the key alone: most of a window's ids are free
+        for batch in _chunks(sorted(r[0] for r in self._rows_by_id("SELECT id FROM meetings", ids))):
             for r in self.conn.execute(
-                    "SELECT m.id, m.uid, m.recurrence_id, m.start, m.end, m.summary, c.account, c.calendar, m.refs "
+                    "SELECT m.id, m.uid, m.recurrence_id, m.start, m.end, m.summary, c.account, c.calendar "
                     "FROM meetings m JOIN calendars c ON c.id = m.calendar "
                     f"WHERE m.id IN ({','.join('?' * len(batch))})", batch):
-                out[r[0]] = (tuple(r[1:8]), r[8])
+                out[r[0]] = tuple(r[1:])
         return out
 
     def _calendars(self, names: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -1150,23 +1213,9 @@ class Ledger:
         return out
 
     def _meeting_ids(self, rows: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
-        """The id of each meeting (as ``_Met`` holds it): the stored one's if it is stored, else
-        a free one. An id is a hash of the row, so finding it needs no index; two rows
-        with one hash (never seen) take the next free number."""
-        out: dict[tuple[Any, ...], int] = {}
-        todo = {row: _meeting_id(row) for row in rows}
-        taken: set[int] = set()
-        while todo:
-            stored = self._meetings(todo.values())
-            later = {}
-            for row, mid in sorted(todo.items(), key=lambda kv: kv[1]):
-                if (mid in stored and stored[mid][0] != row) or (mid not in stored and mid in taken):
-                    later[row] = (mid + 1) % _IDS or 1
-                    continue
-                out[row] = mid
-                taken.add(mid)
-            todo = later
-        return out
+        """The id of each meeting (as ``_Met`` holds it): the stored one's if it is
+        stored, else a free one (``_place``)."""
+        return self._place({row: _hash_id(row) for row in rows}, self._meetings)[0]
 
     def meetings_of(self, people: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:
         """person -> their stored interaction rows (person, uid, recurrence_id, start, end,
@@ -1310,6 +1359,12 @@ def series_data(occurrences: Iterable[Occurrence], packed: bool) -> tuple[list[i
     return [_epoch(o.start) for o in occs], pack(text) if packed else text
 
 
+def _line_start(line: str) -> int:
+    """When the occurrence of a stored line (``_lines``) starts, in epoch seconds."""
+    d = json.loads(line)
+    return _epoch(parse_iso(d[2] if isinstance(d, list) else d["start"]))  # type: ignore[arg-type]
+
+
 def _head(uid: str) -> str:
     """The start of an occurrence's JSON (``occurrence_json``) up to its UID."""
     return "[" + json.dumps(uid, ensure_ascii=False)
@@ -1325,8 +1380,10 @@ def _lines(uid: str, data: str | bytes) -> list[str]:
     return [head + line if line.startswith(",") else line for line in text.split("\n")]
 
 
-#: meeting ids are below 2**47: SQLite stores them in 6 bytes, and they fit PostgreSQL's BIGINT
+#: ids from hashes are below 2**47: SQLite stores them in 6 bytes, and they fit PostgreSQL's BIGINT
 _IDS = 1 << 47
+#: how many ids from its hash a row may take (``Ledger._place``)
+_WINDOW = 4
 
 
 #: one interaction row to store: its meeting (uid, recurrence_id, start, end, summary,
@@ -1334,11 +1391,17 @@ _IDS = 1 << 47
 _Met = tuple[tuple[Any, ...], int, int]
 
 
-def _meeting_id(row: tuple[Any, ...]) -> int:
-    """A meeting's id, from what it holds (``Ledger._meeting_ids`` settles a clash)."""
-    digest = hashlib.blake2b(json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass"),
-                             digest_size=6).digest()
-    return int.from_bytes(digest, "big") % _IDS or 1
+def _hash_id(key: str | tuple[Any, ...]) -> int:
+    """The first id a row may take (``Ledger._place``), from its key: a text, or a
+    tuple of texts, numbers and None (two keys of one text only share a window)."""
+    text = key if isinstance(key, str) else "\x1f".join(map(str, key))
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).digest()
+    return int.from_bytes(digest, "big") % (_IDS - _WINDOW) + 1
+
+
+def _window(first: int) -> range:
+    """The ids a row whose hash is ``first`` may take."""
+    return range(first, first + _WINDOW)
 
 
 #: what a party usually is (no name, no answer, an individual): dropped from the end of its row
