@@ -1,6 +1,7 @@
 """iCalendar objects to occurrences: parsing, time zones and recurrence.
 
-Public API: ``decode``, ``split``, ``expand``. Recurrence expansion is the
+Public API: ``decode``, ``split``, ``expand``, and ``rebuildable`` and ``text_of`` (the
+text of a plain single meeting, rebuilt from its occurrence). Recurrence expansion is the
 recurring-ical-events library's (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides); this
 module only groups components by UID, bounds it (from the window, not from DTSTART;
 at most ``MAX_PER_SERIES`` occurrences and about ``SERIES_SECONDS`` per series, the

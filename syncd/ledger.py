@@ -1330,7 +1330,7 @@ def _party_from(v: list[Any] | None) -> Party | None:
 
 
 def occurrence_json(o: Occurrence) -> list[Any]:
-    """The stored form of an occurrence (a row of ``occurrences``), before ``pack``.
+    """The stored form of an occurrence (a line of ``series.data``), before ``pack``.
 
     A list, not an object: the keys made up a third of every row. Parties drop what
     most have (an individual, no name, no answer) from their end.
@@ -1448,11 +1448,13 @@ def occurrence_from(d: dict[str, Any] | list[Any], order: int, account: str = ""
     )
 
 
-# Texts in a SQLite ledger (objects, occurrences) are stored as BLOBs: a format byte,
-# then raw deflate primed with _DICTIONARY (most objects are a few hundred bytes, too
-# short for deflate to find much repetition in themselves). TEXT values are read as they
-# are: rows written before 0.2, and every row on PostgreSQL. The dictionary is part of
-# format 1: a different one needs a new format byte, and reading both.
+# Texts in a SQLite ledger (objects, series, contacts, people, stories, bases) are
+# stored as BLOBs: a format byte, then raw deflate primed with _DICTIONARY (most
+# objects are a few hundred bytes, too short for deflate to find much repetition in
+# themselves). TEXT values are read as they are: rows written before 0.2 (or, for
+# contacts, people, stories and bases, before schema 4), and every row on PostgreSQL.
+# The dictionary is part of format 1: a different one needs a new format byte, and
+# reading both.
 _PACKED_1 = 1
 _DICTIONARY = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//\r\nCALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\n"

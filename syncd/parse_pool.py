@@ -1,7 +1,7 @@
 """Parsing and expanding calendar objects in worker processes, while the main process
 writes the ledger (a backfill on every core).
 
-Public API: ``Prepared``, ``prepare``, ``Pool``.
+Public API: ``Prepared``, ``Series``, ``prepare``, ``prepare_parsed``, ``plain``, ``Pool``.
 
 Only the pure part of an object's ingest runs in a worker: ``events.split``, then
 ``events.expand`` of each UID as if the object were the only one holding it, then the
