@@ -1,6 +1,7 @@
 """iCalendar objects to occurrences: parsing, time zones and recurrence.
 
-Public API: ``decode``, ``split``, ``expand``. Recurrence expansion is the
+Public API: ``decode``, ``split``, ``expand``, and ``rebuildable`` and ``text_of`` (the
+text of a plain single meeting, rebuilt from its occurrence). Recurrence expansion is the
 recurring-ical-events library's (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides); this
 module only groups components by UID, bounds it (from the window, not from DTSTART;
 at most ``MAX_PER_SERIES`` occurrences and about ``SERIES_SECONDS`` per series, the
@@ -488,3 +489,74 @@ def expand(
         raise
     except Exception as exc:
         raise ParseError(f"{type(exc).__name__}: {exc}") from exc
+
+
+# -- the text of a plain single meeting, rebuilt ---------------------------------
+# The ledger keeps no text for an object holding one plain single meeting (see
+# ``syncd.parse_pool.plain``): its occurrence says all of it. Should another object of
+# the collection come to hold the same UID, the two are expanded together, and the
+# first one's text is rebuilt from its occurrence. ``rebuildable`` admits only what
+# this rebuilds as it was read: printable names and summary, plain addresses.
+_TOKEN = re.compile(r"[A-Za-z0-9-]+")
+_ADDRESS = re.compile(r"[A-Za-z0-9._%+\-@'!#$&*/=?^`{|}~]*")
+
+
+def _plain_party(prop: object) -> bool:
+    text = str(prop).strip()
+    email = text[7:] if text.lower().startswith("mailto:") else text
+    params = getattr(prop, "params", {})
+    name = params.get("CN")
+    if name:
+        name = str(name).strip('"')
+        # a backslash does not survive icalendar's writing of a parameter (``a\`` comes
+        # back as ``a:mailto``): such a name keeps its object's text
+        if not name.isprintable() or '"' in name or "\\" in name or name != name.strip():
+            return False
+    return bool(_ADDRESS.fullmatch(email.strip())) and all(
+        _TOKEN.fullmatch(str(params[k])) for k in ("PARTSTAT", "CUTYPE") if k in params)
+
+
+def rebuildable(comp: icalendar.cal.Component) -> bool:
+    """Whether ``text_of`` rebuilds this single meeting's occurrence as it was read."""
+    if not str(comp.get("summary", "")).isprintable():
+        return False
+    attendees = comp.get("attendee", [])
+    if not isinstance(attendees, list):
+        attendees = [attendees]
+    org = comp.get("organizer")
+    return all(_plain_party(p) for p in [*attendees, *([org] if org is not None else [])])
+
+
+def _address(p: Party) -> icalendar.vCalAddress:
+    addr = icalendar.vCalAddress(f"mailto:{p.email or ''}")
+    if p.name:
+        addr.params["CN"] = p.name
+    if p.partstat:
+        addr.params["PARTSTAT"] = p.partstat
+    if p.cutype != "INDIVIDUAL":
+        addr.params["CUTYPE"] = p.cutype
+    return addr
+
+
+def text_of(occ: Occurrence) -> str:
+    """A calendar object holding ``occ``, a single meeting at absolute times, as
+    ``split`` and ``expand`` read it back (see ``rebuildable``)."""
+    event = icalendar.Event()
+    event.add("uid", occ.uid)
+    event.add("dtstart", occ.start)
+    if occ.end is not None:
+        event.add("dtend", occ.end)
+    event.add("summary", occ.summary)
+    if occ.cancelled:
+        event.add("status", "CANCELLED")
+    if occ.last_modified is not None:
+        event.add("last-modified", occ.last_modified)
+    if occ.organizer is not None:
+        event.add("organizer", _address(occ.organizer))
+    for a in occ.attendees:
+        event.add("attendee", _address(a))
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//syncd//rebuilt//EN")
+    cal.add("version", "2.0")
+    cal.add_component(event)
+    return cal.to_ical().decode("utf-8")

@@ -17,14 +17,14 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from syncd import errors
 from syncd.accounts import Accounts
 from syncd.config import Config
 from syncd.context import AccountContext
 from syncd.errors import AccountError, ParseError, SyncdError
-from syncd.ledger import Ledger, disk_full, iso, occurrence_data, record_json
+from syncd.ledger import Ledger, disk_full, occurrence_from, record_json, series_data
 from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
@@ -183,6 +183,8 @@ class Ingest:
             self.ledger.put_object(cid, obj.href, obj.etag, "", [])
             self.ledger.put_contacts(cid, obj.href, records)
             return skipped
+        from syncd import parse_pool
+
         prep = self._pool.take(obj) if self._pool is not None else None
         parsed = None
         if prep is not None:
@@ -190,11 +192,17 @@ class Ingest:
         else:
             parsed = events.split(obj.data)
             problems, uids = parsed.problems, sorted(parsed.by_uid)
+            if parse_pool.plain(parsed):  # read as a worker would: it may be stored as its occurrence
+                prep = parse_pool.prepare_parsed(parsed, obj.data, start, end, self.config.timezone, self.ledger.packs)
         for problem in problems:
             log.warning("account %s: %s: skipped an event: %s", account, obj.href, problem)
             skipped = 1
         old = self.ledger.object_uids(cid, obj.href)
-        self.ledger.put_object(cid, obj.href, obj.etag, prep.stored if prep is not None else obj.data, uids)
+        # A plain single meeting that no other object of the collection holds keeps no
+        # text: its occurrence says all of it (``_rebuilt`` makes one should that change).
+        lean = prep is not None and prep.plain and self.ledger.hrefs_with_uid(cid, uids[0]) in ([], [obj.href])
+        self.ledger.put_object(cid, obj.href, obj.etag, "" if lean else prep.stored if prep is not None else obj.data,
+                               uids)
         for uid in sorted(set(old) | set(uids)):
             skipped |= self._expand(account, cid, uid, start, end, {obj.href: parsed} if parsed is not None else {},
                                     ready=(obj.href, prep) if prep is not None else None)
@@ -216,10 +224,14 @@ class Ingest:
         comps: list[Any] = []
         tzs: list[Any] = []
         href = ""
-        holders = self.ledger.objects_with_uid(cid, uid)
-        if ready is not None and uid in ready[1].series and [h for h, _ in holders] == [ready[0]]:
+        if ready is not None and uid in ready[1].series and self.ledger.hrefs_with_uid(cid, uid) == [ready[0]]:
             return self._store(account, cid, uid, ready[0], ready[1].series[uid], end)
+        holders = self.ledger.objects_with_uid(cid, uid)
+        if len(holders) == 1 and not holders[0][1] and holders[0][0] not in cache:
+            return 0  # a plain single meeting, stored as its occurrence: no window changes it
         for href, data in holders:
+            if not data and href not in cache:
+                data = self._rebuilt(cid, uid, href)
             parsed = cache.get(href) or self._split(cid, href, data)
             comps.extend(parsed.by_uid.get(uid, []))
             tzs.extend(parsed.timezones)
@@ -230,10 +242,22 @@ class Ingest:
         try:
             occs, recurring = events.expand(uid, comps, tzs, start, end, self.config.timezone, notes=notes)
         except ParseError as exc:
-            return self._store(account, cid, uid, href, Series([], error=str(exc)), end)
-        packed = self.ledger.packs
-        return self._store(account, cid, uid, href, Series(
-            [(o.recurrence_id, iso(o.start) or "", occurrence_data(o, packed)) for o in occs], recurring, notes), end)
+            return self._store(account, cid, uid, href, Series([], "", error=str(exc)), end)
+        return self._store(account, cid, uid, href, Series(*series_data(occs, self.ledger.packs), recurring, notes), end)
+
+    def _rebuilt(self, cid: int, uid: str, href: str) -> str:
+        """The text of an object kept without one (a plain single meeting, the only one
+        holding ``uid`` until now), rebuilt from its stored occurrence and stored: from
+        now on another object shares its UID, and their expansion needs both."""
+        from syncd import events
+
+        lines = self.ledger.series_lines(cid, uid)
+        if not lines:  # cannot happen: such an object is stored with its occurrence
+            log.debug("no stored occurrence of %s to rebuild %s from", uid, href)
+            return ""
+        text = events.text_of(occurrence_from(json.loads(lines[0]), 0))
+        self.ledger.set_object_text(cid, href, text)
+        return text
 
     def _store(self, account: str, cid: int, uid: str, href: str, series: Series, end: dt.datetime) -> int:
         """Store one expanded UID (from this process or a worker); 1 if it was skipped."""
@@ -243,8 +267,7 @@ class Ingest:
             return 1
         for note in series.notes or ():
             log.warning("account %s: %s: event %s cut: %s", account, href, uid, note)
-        # rows hold ``occurrence_data``: packed for a SQLite ledger, which stores it as it is
-        self.ledger.replace_series(cid, uid, cast(list[tuple[str, str, str]], series.rows), series.recurring, end)
+        self.ledger.replace_series(cid, uid, series.starts, series.data, series.recurring, end)
         return 0
 
     def _ahead(self, conn: Connector, start: dt.datetime, end: dt.datetime) -> Connector:

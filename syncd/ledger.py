@@ -3,10 +3,11 @@
 Shape, and why:
 
 - ``objects`` keeps each remote object's text, so a recurring series can be expanded
-  again as the window moves, without fetching it again.
-- ``occurrences`` are derived from ``objects`` per (collection, uid): a series'
-  overrides may arrive in other objects (Google sends exceptions on their own), so
-  expansion works on every component of that UID in the collection.
+  again as the window moves, without fetching it again (but for a plain single
+  meeting, whose occurrence says all of it: schema 4).
+- ``series`` hold the occurrences derived from ``objects`` per (collection, uid): a
+  series' overrides may arrive in other objects (Google sends exceptions on their
+  own), so expansion works on every component of that UID in the collection.
 - ``contacts`` are derived from contact objects, one row per card.
 - ``followups`` is the lifecycle of every task syncd decided to write; a row is
   inserted as ``pending`` before the remote write, so a crash in between is finished
@@ -15,8 +16,10 @@ Shape, and why:
 - cursors live on their ``collections`` row and are written once every batch of
   changes they cover is committed (a crash in between lists again from the old
   cursor, and the stored etags make that a no-op).
-- ``touched``, ``stale``, ``attend``, ``titled`` and ``bases`` let a pass derive again
-  only the people a change touched (schema 3; ``syncd.derive``).
+- ``touched``, ``stale``, ``attend``, ``titled``, ``terms`` and ``bases`` let a pass
+  derive again only the people a change touched (schema 3; ``syncd.derive``).
+- ``meetings`` and ``met`` are each person's counted meetings (the ``interactions``
+  view); schema 4 made the ledger smaller (``_SCHEMA_4``).
 
 Connections use ``isolation_level=None`` and explicit ``BEGIN IMMEDIATE``, so every
 transaction is visible in the code; the schema version is checked at open.
@@ -24,6 +27,7 @@ transaction is visible in the code; the schema version is checked at open.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import errno
@@ -31,6 +35,7 @@ import functools
 import hashlib
 import heapq
 import json
+import math
 import os
 import sqlite3
 import uuid
@@ -47,7 +52,7 @@ from syncd.model import ContactRecord, Milestone, Occurrence, PartialDate, Party
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -181,6 +186,102 @@ CREATE TABLE histories (person TEXT PRIMARY KEY, digest TEXT NOT NULL)
 #: the meta key of ``book_version``
 _BOOK = "book"
 
+# Schema 4: the same facts in less room (issue 8). What changed, and why:
+# - a series' occurrences are one row: ``series.data`` holds them as JSON lines, packed
+#   together (a weekly series repeats its attendees hundreds of times: deflate sees that
+#   only in one text); ``starts`` (epoch seconds) answers "did a meeting start since".
+# - ``objects`` and ``object_uids`` are kept in key order (WITHOUT ROWID: their keys
+#   are not stored twice). An object whose only event is a plain single meeting keeps
+#   no text (``data`` is ''): its one occurrence says all of it (``syncd.ingest``).
+# - interactions name their meeting: ``meetings`` holds each meeting once (times as
+#   epoch seconds), ``met`` who met at it, ``person_keys`` an integer for each person
+#   id, ``calendars`` one for each (account, calendar). The view ``interactions``
+#   shows the rows as schema 3 stored them.
+# - ``touched`` is kept in key order too.
+# - ``terms`` holds each UID's addresses and title words (what ``attend`` and
+#   ``titled`` needed a second index for), and an integer that ``attend`` and
+#   ``titled`` name the UID by.
+# - ``meetings`` and ``terms`` have ids from a hash of what they hold: finding a row
+#   needs no index on it (``Ledger._place``).
+# The copy of the schema-3 rows into these is ``Ledger._to_v4``. A table added later
+# goes in a block of its own (``_SCHEMA_5``), after this one.
+_SCHEMA_4 = """
+DROP TABLE IF EXISTS object_uids;
+ALTER TABLE objects RENAME TO objects_v3;
+CREATE TABLE objects (
+    collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    href TEXT NOT NULL, etag TEXT NOT NULL,
+    data TEXT NOT NULL,          -- the text, packed (empty: its occurrence says it all)
+    uids TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (collection, href)
+) WITHOUT ROWID;
+INSERT INTO objects (collection, href, etag, data, uids) SELECT collection, href, etag, data, uids FROM objects_v3;
+DROP TABLE objects_v3;
+CREATE TABLE object_uids (     -- which objects hold a UID, for re-expansion
+    collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    uid TEXT NOT NULL, href TEXT NOT NULL,
+    PRIMARY KEY (collection, uid, href)
+) WITHOUT ROWID;
+ALTER TABLE series RENAME TO series_v3;
+ALTER TABLE occurrences RENAME TO occurrences_v3;
+DROP INDEX IF EXISTS occurrences_start;
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY,
+    collection INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    uid TEXT NOT NULL, recurring INTEGER NOT NULL,
+    expanded_until INTEGER NOT NULL,   -- epoch seconds
+    data TEXT NOT NULL,                -- its occurrences, a JSON line each (``occurrence_json``), packed
+    UNIQUE (collection, uid)
+);
+CREATE TABLE starts (                  -- a series' rows go with it (``Ledger._put_series``)
+    start INTEGER NOT NULL,            -- epoch seconds
+    series INTEGER NOT NULL,           -- series.id
+    PRIMARY KEY (start, series)
+) WITHOUT ROWID;
+ALTER TABLE interactions RENAME TO interactions_v3;
+CREATE TABLE person_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE calendars (               -- the (account, calendar) a meeting was read from
+    id INTEGER PRIMARY KEY, account TEXT NOT NULL, calendar TEXT NOT NULL, UNIQUE (account, calendar)
+);
+CREATE TABLE meetings (
+    id INTEGER PRIMARY KEY,            -- from what the row holds (``_hash_id``)
+    uid TEXT NOT NULL, recurrence_id TEXT NOT NULL,
+    start INTEGER NOT NULL, end INTEGER,   -- epoch seconds
+    summary TEXT NOT NULL,
+    calendar INTEGER NOT NULL,         -- calendars.id
+    refs INTEGER NOT NULL              -- rows of ``met`` naming it: at 0 it goes
+);
+CREATE TABLE met (
+    person INTEGER NOT NULL,           -- person_keys.id
+    meeting INTEGER NOT NULL,          -- meetings.id
+    others INTEGER NOT NULL, organised INTEGER NOT NULL,
+    PRIMARY KEY (person, meeting)
+) WITHOUT ROWID;
+CREATE VIEW interactions AS
+SELECT k.key AS person, m.uid AS uid, m.recurrence_id AS recurrence_id,
+       strftime('%Y-%m-%dT%H:%M:%SZ', m.start, 'unixepoch') AS start,
+       strftime('%Y-%m-%dT%H:%M:%SZ', m.end, 'unixepoch') AS end,
+       m.summary AS summary, c.account AS account, c.calendar AS calendar,
+       i.others AS others, i.organised AS organised
+FROM met i JOIN person_keys k ON k.id = i.person JOIN meetings m ON m.id = i.meeting
+JOIN calendars c ON c.id = m.calendar;
+DROP INDEX IF EXISTS attend_uid;
+DROP INDEX IF EXISTS titled_uid;
+ALTER TABLE attend RENAME TO attend_v3;
+ALTER TABLE titled RENAME TO titled_v3;
+CREATE TABLE terms (
+    id INTEGER PRIMARY KEY,            -- from its UID (``_hash_id``)
+    uid TEXT NOT NULL,
+    addresses TEXT NOT NULL, words TEXT NOT NULL   -- JSON lists
+);
+CREATE TABLE attend (address TEXT NOT NULL, term INTEGER NOT NULL, PRIMARY KEY (address, term)) WITHOUT ROWID;
+CREATE TABLE titled (word TEXT NOT NULL, term INTEGER NOT NULL, PRIMARY KEY (word, term)) WITHOUT ROWID;
+ALTER TABLE touched RENAME TO touched_v3;
+CREATE TABLE touched (uid TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO touched SELECT uid FROM touched_v3;
+DROP TABLE touched_v3
+"""
+
 #: SQLite's default limit of host parameters is 999 before 3.32: stay under it
 _CHUNK = 500
 
@@ -229,6 +330,20 @@ def iso(value: dt.datetime | None) -> str | None:
 def parse_iso(value: str | None) -> dt.datetime | None:
     """The inverse of ``iso``."""
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _epoch(value: dt.datetime) -> int:
+    """Epoch seconds of ``value``, to the second as ``iso`` (how the ledger's indexed times are kept)."""
+    return math.floor(value.timestamp())
+
+
+def _from_epoch(value: int | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromtimestamp(value, dt.timezone.utc)
+
+
+def _iso_epoch(value: int | None) -> str | None:
+    """``iso`` of epoch seconds."""
+    return iso(_from_epoch(value))
 
 
 @dataclass(frozen=True)
@@ -397,6 +512,9 @@ class Ledger:
                     self._ids_from_v1()
             if version < 3:
                 self._run(_SCHEMA_3)
+            if version < 4:
+                self._run(_SCHEMA_4)
+                self._to_v4()
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -422,6 +540,43 @@ class Ledger:
                 links.setdefault(f"email:{email}", key)
         self.conn.executemany("INSERT INTO persons(id, seq) VALUES (?, ?)", [(p, i) for i, p in enumerate(ids)])
         self.conn.executemany("INSERT INTO person_links VALUES (?, ?)", links.items())
+
+    def _to_v4(self) -> None:
+        """Copy what schema 3 stored into schema 4's tables (``_SCHEMA_4``), then drop the old ones."""
+        rows = self.conn.execute("SELECT collection, href, uids FROM objects").fetchall()
+        self.conn.executemany("INSERT OR IGNORE INTO object_uids VALUES (?, ?, ?)",
+                              [(cid, uid, href) for cid, href, uids in rows for uid in json.loads(uids)])
+        # A series at a time, in key order: a big ledger is never held whole.
+        keys = self.conn.execute(
+            "SELECT collection, uid FROM series_v3 UNION SELECT collection, uid FROM occurrences_v3 "
+            "ORDER BY collection, uid").fetchall()
+        for cid, uid in keys:
+            head = self.conn.execute("SELECT recurring, expanded_until FROM series_v3 WHERE collection=? AND uid=?",
+                                     (cid, uid)).fetchone()
+            occs = self.conn.execute("SELECT start, data FROM occurrences_v3 WHERE collection=? AND uid=? "
+                                     "ORDER BY recurrence_id", (cid, uid)).fetchall()
+            prefix = _head(uid) + ","
+            lines = "\n".join(text[len(prefix) - 1:] if text.startswith(prefix) else text
+                               for text in (unpack(data) for _, data in occs))
+            self._put_series(cid, uid, [_epoch(parse_iso(start)) for start, _ in occs],  # type: ignore[arg-type]
+                             pack(lines) if self.packs else lines, bool(head and head[0]),
+                             _epoch(parse_iso(head[1])) if head else 0)  # type: ignore[arg-type]
+        self.conn.execute("DROP TABLE occurrences_v3")
+        self.conn.execute("DROP TABLE series_v3")
+        people: dict[str, list[_Met]] = {}
+        for r in self.conn.execute("SELECT person, uid, recurrence_id, start, end, summary, account, calendar, "
+                                   "others, organised FROM interactions_v3 ORDER BY person, start, uid"):
+            people.setdefault(r[0], []).append(((r[1], r[2], _epoch(parse_iso(r[3])),  # type: ignore[arg-type]
+                                                 _epoch(parse_iso(r[4])) if r[4] else None,  # type: ignore[arg-type]
+                                                 r[5], r[6], r[7]), r[8], r[9]))
+        self._put_interactions(people)
+        self.conn.execute("DROP TABLE interactions_v3")
+        terms: dict[str, tuple[list[str], list[str]]] = {}
+        for table, at in (("attend_v3", 0), ("titled_v3", 1)):
+            for term, uid in self.conn.execute(f"SELECT * FROM {table} ORDER BY 2, 1"):
+                terms.setdefault(uid, ([], []))[at].append(term)
+            self.conn.execute(f"DROP TABLE {table}")
+        self._put_terms(terms)
 
     def close(self) -> None:
         """Close the connection."""
@@ -566,8 +721,10 @@ class Ledger:
     @_writes
     def drop_collection(self, collection_id: int) -> None:
         """Forget a collection no longer configured (inside a transaction)."""
-        uids = self.conn.execute("SELECT DISTINCT uid FROM occurrences WHERE collection=?", (collection_id,))
+        uids = self.conn.execute("SELECT uid FROM series WHERE collection=?", (collection_id,))
         self.conn.executemany("INSERT OR IGNORE INTO touched VALUES (?)", list(uids))
+        self.conn.execute("DELETE FROM starts WHERE series IN (SELECT id FROM series WHERE collection=?)",
+                          (collection_id,))
         self.conn.execute("DELETE FROM collections WHERE id=?", (collection_id,))
         self._book_changed()
 
@@ -593,7 +750,8 @@ class Ledger:
     @_writes
     def put_object(self, collection_id: int, href: str, etag: str, data: str | bytes, uids: list[str]) -> None:
         """Store an object (inside a transaction); ``data`` is its text, or that text
-        already ``pack``ed for this ledger (``self.packs``) by a worker process."""
+        already ``pack``ed for this ledger (``self.packs``) by a worker process, or ''
+        (the ingest keeps no text for a plain single meeting: its occurrence says it all)."""
         stored = pack(data) if isinstance(data, str) and data and self.packs else data
         old = self.object_uids(collection_id, href)
         self.conn.execute(
@@ -613,18 +771,32 @@ class Ledger:
     @_writes
     def delete_object(self, collection_id: int, href: str) -> None:
         """Forget an object and its contact rows (inside a transaction)."""
+        self.conn.executemany("DELETE FROM object_uids WHERE collection=? AND uid=? AND href=?",
+                              [(collection_id, uid, href) for uid in self.object_uids(collection_id, href)])
         self.conn.execute("DELETE FROM objects WHERE collection=? AND href=?", (collection_id, href))
         if self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href)).rowcount:
             self._book_changed()
 
     def objects_with_uid(self, collection_id: int, uid: str) -> list[tuple[str, str]]:
-        """(href, text) of every object of a collection holding ``uid``."""
+        """(href, text) of every object of a collection holding ``uid``; the text is ''
+        for an object stored without it (``put_object``)."""
         return [(href, unpack(data)) for href, data in self.conn.execute(
             # A sub-select, so the planner starts from the UID (a join may scan the collection).
             "SELECT href, data FROM objects WHERE collection=? AND href IN "
             "(SELECT href FROM object_uids WHERE collection=? AND uid=?) ORDER BY href",
             (collection_id, collection_id, uid),
         )]
+
+    def hrefs_with_uid(self, collection_id: int, uid: str) -> list[str]:
+        """The href of every object of a collection holding ``uid``, in order."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT href FROM object_uids WHERE collection=? AND uid=? ORDER BY href", (collection_id, uid))]
+
+    @_writes
+    def set_object_text(self, collection_id: int, href: str, data: str) -> None:
+        """Give a stored object its text (kept without one until now), etag unchanged."""
+        self.conn.execute("UPDATE objects SET data=? WHERE collection=? AND href=?",
+                          (pack(data) if data and self.packs else data, collection_id, href))
 
     @property
     def packs(self) -> bool:
@@ -634,43 +806,58 @@ class Ledger:
 
     # -- derived: occurrences and contacts -------------------------------------
     @_writes
-    def replace_series(
-        self, collection_id: int, uid: str, occurrences: list[tuple[str, str, str]], recurring: bool,
-        until: dt.datetime,
-    ) -> None:
+    def replace_series(self, collection_id: int, uid: str, starts: list[int], data: str | bytes, recurring: bool,
+                       until: dt.datetime) -> None:
         """Replace the occurrences of one series (inside a transaction).
 
-        ``occurrences`` are (recurrence_id, start, JSON) triples serialised by the engine.
+        ``data`` is ``series_data``'s (packed for this ledger, ``self.packs``), ``starts``
+        the epoch seconds its occurrences start at.
         """
-        self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
+        self._put_series(collection_id, uid, starts, data, recurring, _epoch(until))
         self.conn.execute("INSERT OR IGNORE INTO touched VALUES (?)", (uid,))
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO occurrences(collection, uid, recurrence_id, start, data) VALUES (?,?,?,?,?)",
-            [(collection_id, uid, rid, start, data) for rid, start, data in occurrences],
-        )
+
+    def _put_series(self, collection_id: int, uid: str, starts: list[int], data: str | bytes, recurring: bool,
+                    until: int) -> None:
+        self._drop_starts(collection_id, uid)
+        # a single meeting is never expanded again: 0 takes no room in a row
         self.conn.execute(
-            "INSERT OR REPLACE INTO series(collection, uid, recurring, expanded_until) VALUES (?,?,?,?)",
-            (collection_id, uid, int(recurring), iso(until)),
-        )
+            "INSERT INTO series (collection, uid, recurring, expanded_until, data) VALUES (?,?,?,?,?) "
+            "ON CONFLICT (collection, uid) DO UPDATE SET recurring=excluded.recurring, "
+            "expanded_until=excluded.expanded_until, data=excluded.data",
+            (collection_id, uid, int(recurring), until if recurring else 0, data))
+        self.conn.executemany("INSERT INTO starts (start, series) SELECT ?, id FROM series WHERE collection=? AND uid=?",
+                              [(t, collection_id, uid) for t in sorted(set(starts))])
+
+    def _drop_starts(self, collection_id: int, uid: str) -> None:
+        """Delete the ``starts`` rows of a stored series, by key: read from its occurrences."""
+        row = self.conn.execute("SELECT id, data FROM series WHERE collection=? AND uid=?", (collection_id, uid)).fetchone()
+        if row is not None:
+            self.conn.executemany("DELETE FROM starts WHERE start=? AND series=?",
+                                  [(t, row[0]) for t in {_line_start(line) for line in _lines(uid, row[1])}])
 
     @_writes
     def drop_series(self, collection_id: int, uid: str) -> None:
         """Forget a series whose objects are gone (inside a transaction)."""
-        self.conn.execute("DELETE FROM occurrences WHERE collection=? AND uid=?", (collection_id, uid))
         self.conn.execute("INSERT OR IGNORE INTO touched VALUES (?)", (uid,))
+        self._drop_starts(collection_id, uid)
         self.conn.execute("DELETE FROM series WHERE collection=? AND uid=?", (collection_id, uid))
+
+    def series_lines(self, collection_id: int, uid: str) -> list[str] | None:
+        """The stored occurrences (JSON) of one series; None if it is not stored."""
+        row = self.conn.execute("SELECT data FROM series WHERE collection=? AND uid=?", (collection_id, uid)).fetchone()
+        return None if row is None else _lines(uid, row[0])
 
     def stale_series(self, until: dt.datetime) -> list[tuple[int, str]]:
         """Recurring series expanded to before ``until``."""
         return self.conn.execute(
-            "SELECT collection, uid FROM series WHERE recurring=1 AND expanded_until < ?", (iso(until),)
+            "SELECT collection, uid FROM series WHERE recurring=1 AND expanded_until < ?", (_epoch(until),)
         ).fetchall()
 
     def starts_between(self, ranges: list[tuple[dt.datetime, dt.datetime]]) -> bool:
         """Whether any occurrence starts in one of the half-open ranges (a, b]."""
         for a, b in ranges:
             if a < b and self.conn.execute(
-                "SELECT 1 FROM occurrences WHERE start > ? AND start <= ? LIMIT 1", (iso(a), iso(b))
+                "SELECT 1 FROM starts WHERE start > ? AND start <= ? LIMIT 1", (_epoch(a), _epoch(b))
             ).fetchone():
                 return True
         return False
@@ -678,9 +865,12 @@ class Ledger:
     def occurrences_of(self, uids: Iterable[str]) -> Iterator[tuple[int, str]]:
         """(collection id, JSON) of every stored occurrence of ``uids``, in any calendar."""
         for batch in _chunks(sorted(set(uids))):
-            for cid, data in self.conn.execute(
-                    f"SELECT collection, data FROM occurrences WHERE uid IN ({','.join('?' * len(batch))})", batch):
-                yield cid, unpack(data)
+            for cid, uid, data in self.conn.execute(
+                    # by (collection, uid), the key: every collection of the ledger is a few
+                    "SELECT collection, uid, data FROM series WHERE collection IN (SELECT id FROM collections) "
+                    f"AND uid IN ({','.join('?' * len(batch))})", batch):
+                for line in _lines(uid, data):
+                    yield cid, line
 
     def uids_starting(self, ranges: list[tuple[dt.datetime, dt.datetime]]) -> set[str]:
         """UIDs with an occurrence starting in one of the half-open ranges (a, b]."""
@@ -688,7 +878,8 @@ class Ledger:
         for a, b in ranges:
             if a < b:
                 out.update(r[0] for r in self.conn.execute(
-                    "SELECT DISTINCT uid FROM occurrences WHERE start > ? AND start <= ?", (iso(a), iso(b))))
+                    "SELECT DISTINCT s.uid FROM starts t JOIN series s ON s.id = t.series "
+                    "WHERE t.start > ? AND t.start <= ?", (_epoch(a), _epoch(b))))
         return out
 
     def occurrences_by_uid(self, collections: Iterable[int]) -> Iterator[tuple[str, int, str]]:
@@ -697,15 +888,17 @@ class Ledger:
         work through the ledger one UID at a time without holding it all."""
         def rows(cid: int) -> Iterator[tuple[str, int, str]]:
             for uid, data in self.conn.execute(
-                    "SELECT uid, data FROM occurrences WHERE collection=? ORDER BY uid, recurrence_id", (cid,)):
-                yield uid, cid, unpack(data)
+                    "SELECT uid, data FROM series WHERE collection=? ORDER BY uid", (cid,)):
+                for line in _lines(uid, data):
+                    yield uid, cid, line
 
         return heapq.merge(*(rows(c) for c in sorted(set(collections))), key=lambda r: r[0])
 
     def all_occurrences(self) -> Iterator[tuple[int, str]]:
         """(collection id, JSON) of every stored occurrence (for ``occurrence_from``)."""
-        for cid, data in self.conn.execute("SELECT collection, data FROM occurrences"):
-            yield cid, unpack(data)
+        for cid, uid, data in self.conn.execute("SELECT collection, uid, data FROM series"):
+            for line in _lines(uid, data):
+                yield cid, line
 
     @_writes
     def put_contacts(self, collection_id: int, href: str, records: list[str]) -> None:
@@ -714,12 +907,13 @@ class Ledger:
         self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href))
         self.conn.executemany(
             "INSERT INTO contacts(collection, href, idx, data) VALUES (?,?,?,?)",
-            [(collection_id, href, i, data) for i, data in enumerate(records)],
+            [(collection_id, href, i, self._pack(data)) for i, data in enumerate(records)],
         )
 
     def all_contacts(self) -> Iterator[tuple[int, str, int, str]]:
         """(collection id, href, index, JSON) of every stored contact."""
-        yield from self.conn.execute("SELECT collection, href, idx, data FROM contacts")
+        for cid, href, idx, data in self.conn.execute("SELECT collection, href, idx, data FROM contacts"):
+            yield cid, href, idx, unpack(data)
 
     # -- what changed since the last derivation (``syncd.derive``) ---------------
     def touched(self, at_most: int | None = None) -> set[str] | None:
@@ -743,11 +937,51 @@ class Ledger:
         """The addresses and title words indexed for ``uids``."""
         addresses: set[str] = set()
         found: set[str] = set()
-        for batch in _chunks(sorted(set(uids))):
-            marks = ",".join("?" * len(batch))
-            addresses.update(r[0] for r in self.conn.execute(f"SELECT address FROM attend WHERE uid IN ({marks})", batch))
-            found.update(r[0] for r in self.conn.execute(f"SELECT word FROM titled WHERE uid IN ({marks})", batch))
+        for _, a, w in self._terms(uids):
+            addresses.update(a)
+            found.update(w)
         return addresses, found
+
+    def _terms(self, uids: Iterable[str]) -> Iterator[tuple[int, list[str], list[str]]]:
+        """(id, addresses, title words) of the ``terms`` rows of ``uids``."""
+        for batch in _chunks(sorted(set(uids))):
+            ids, stored = self._place({u: _hash_id(u) for u in batch}, self._term_slots)
+            for i, a, w in self._rows_by_id("SELECT id, addresses, words FROM terms", [ids[u] for u in stored]):
+                yield i, json.loads(a), json.loads(w)
+
+    def _term_slots(self, ids: list[int]) -> dict[int, Any]:
+        return {i: uid for i, uid in self._rows_by_id("SELECT id, uid FROM terms", ids)}
+
+    def _rows_by_id(self, select: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``select`` (``SELECT ... FROM table``) whose id is one of ``ids``."""
+        for batch in _chunks(sorted(set(ids))):
+            yield from self.conn.execute(f"{select} WHERE id IN ({','.join('?' * len(batch))})", batch)
+
+    def _place(self, wanted: Mapping[Any, int], slots: Callable[[list[int]], dict[int, Any]]
+               ) -> tuple[dict[Any, int], set[Any]]:
+        """The id of each key of ``wanted`` (key -> its hash, ``_hash_id``) in a table
+        whose ids are such hashes; ``slots(ids)`` reads which key each stored id holds.
+
+        A key is stored at one of the ``_WINDOW`` ids from its hash: the first free
+        one when it was placed (keys of one hash, never seen, take the next). Finding
+        it reads them all, so a row deleted before it leaves no gap that would hide it.
+        Returns the ids (stored keys keep theirs) and which keys are stored.
+        """
+        occupied: dict[int, Any] = {}
+        for batch in _chunks(list(wanted.items())):
+            occupied.update(slots(sorted({i for _, h in batch for i in _window(h)})))
+        where = {key: i for i, key in occupied.items()}
+        ids = {key: where[key] for key in wanted if key in where}
+        stored = set(ids)
+        for key, h in wanted.items():
+            if key in ids:
+                continue
+            free = next((i for i in _window(h) if i not in occupied), None)
+            if free is None:
+                raise SyncdError(f"{self.path}: {_WINDOW} rows share one hash (this cannot happen)")
+            ids[key] = free
+            occupied[free] = key
+        return ids, stored
 
     def uids_of(self, addresses: Iterable[str], title_words: Iterable[str]) -> set[str]:
         """UIDs indexed under any of ``addresses`` or ``title_words``."""
@@ -755,12 +989,13 @@ class Ledger:
         for table, column, keys in (("attend", "address", addresses), ("titled", "word", title_words)):
             for batch in _chunks(sorted(set(keys))):
                 out.update(r[0] for r in self.conn.execute(
-                    f"SELECT uid FROM {table} WHERE {column} IN ({','.join('?' * len(batch))})", batch))
+                    f"SELECT t.uid FROM {table} x JOIN terms t ON t.id = x.term "
+                    f"WHERE x.{column} IN ({','.join('?' * len(batch))})", batch))
         return out
 
     def bases(self) -> dict[str, str]:
         """person id -> what they were derived from, as stored by the last derivation."""
-        return dict(self.conn.execute("SELECT person, data FROM bases").fetchall())
+        return self._texts("bases", "person", "data", None)
 
     @_writes
     def put_derivation(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]], bases: dict[str, str],
@@ -768,33 +1003,49 @@ class Ledger:
         """Store the derivation's own state (inside the transaction that stores people):
         the index of ``index``'s UIDs, each person's basis, and that the changes it
         consumed (``uids``, None: every one; ``stale``) are derived."""
-        self.put_index(index)
-        old = self.bases()
-        self.conn.executemany("DELETE FROM bases WHERE person=?", [(p,) for p in dropped if p in old])
-        self.conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?)",
-                              [(k, v) for k, v in bases.items() if old.get(k) != v])
+        # first: the pages they free take the index's new rows (after a backfill, 20,000
+        # UIDs would leave a megabyte of free pages in the file)
         if uids is None:
             self.conn.execute("DELETE FROM touched")
         else:
             self.conn.executemany("DELETE FROM touched WHERE uid=?", [(u,) for u in uids])
         self.conn.executemany("DELETE FROM stale WHERE person=?", [(p,) for p in stale])
+        self.put_index(index)
+        old = self.bases()
+        self.conn.executemany("DELETE FROM bases WHERE person=?", [(p,) for p in dropped if p in old])
+        self.conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?)",
+                              [(k, self._pack(v)) for k, v in bases.items() if old.get(k) != v])
 
     @_writes
     def put_index(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]], clear: bool = False) -> None:
         """Index ``index``'s UIDs by their addresses and title words anew (inside a
         transaction); ``clear`` first forgets the whole index (it is being rebuilt)."""
         if clear:
-            self.conn.execute("DELETE FROM attend")
-            self.conn.execute("DELETE FROM titled")
+            for table in ("attend", "titled", "terms"):
+                self.conn.execute(f"DELETE FROM {table}")
         else:
-            for batch in _chunks(sorted(index)):
-                marks = ",".join("?" * len(batch))
-                self.conn.execute(f"DELETE FROM attend WHERE uid IN ({marks})", batch)
-                self.conn.execute(f"DELETE FROM titled WHERE uid IN ({marks})", batch)
-        self.conn.executemany("INSERT INTO attend VALUES (?, ?)",
-                              ((a, uid) for uid, (addrs, _) in index.items() for a in addrs))
-        self.conn.executemany("INSERT INTO titled VALUES (?, ?)",
-                              ((w, uid) for uid, (_, found) in index.items() for w in found))
+            # what was indexed for these UIDs, found by id in ``terms``, goes by its key
+            before = list(self._terms(index))
+            self.conn.executemany("DELETE FROM attend WHERE address=? AND term=?",
+                                  [(a, i) for i, addrs, _ in before for a in addrs])
+            self.conn.executemany("DELETE FROM titled WHERE word=? AND term=?",
+                                  [(w, i) for i, _, words in before for w in words])
+            self.conn.executemany("DELETE FROM terms WHERE id=?", [(i,) for i, _, _ in before])
+        self._put_terms(index)
+
+    def _put_terms(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]]) -> None:
+        """Index ``index``'s UIDs (none of them indexed now), a few at a time: a
+        rebuild's index is every UID of the ledger."""
+        for batch in _chunks(index.items()):
+            terms = [(uid, sorted(set(a)), sorted(set(w))) for uid, (a, w) in batch]
+            terms = [t for t in terms if t[1] or t[2]]
+            ids, _ = self._place({uid: _hash_id(uid) for uid, _, _ in terms}, self._term_slots)
+            self.conn.executemany("INSERT INTO terms VALUES (?, ?, ?, ?)",
+                                  [(ids[uid], uid, json.dumps(a), json.dumps(w)) for uid, a, w in terms])
+            self.conn.executemany("INSERT INTO attend VALUES (?, ?)",
+                                  [(x, ids[uid]) for uid, a, _ in terms for x in a])
+            self.conn.executemany("INSERT INTO titled VALUES (?, ?)",
+                                  [(x, ids[uid]) for uid, _, w in terms for x in w])
 
     # -- follow-ups ----------------------------------------------------------
     def followups(self, states: tuple[str, ...] | None = None) -> list[FollowupRow]:
@@ -887,74 +1138,180 @@ class Ledger:
             gone = [k for (k,) in self.conn.execute("SELECT key FROM people") if k not in people]
         else:
             gone = [k for k in dropped if k not in people]
-        for table, column in (("people", "key"), ("stories", "key"), ("interactions", "person"),
-                              ("histories", "person")):
+        for table, column in (("people", "key"), ("stories", "key"), ("histories", "person")):
             self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
         for table, texts in (("people", people), ("stories", stories)):
             old = self._texts(table, "key", "data", texts if dropped is not None else None)
             self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
-                                  [(k, v) for k, v in texts.items() if old.get(k) != v])
+                                  [(k, self._pack(v)) for k, v in texts.items() if old.get(k) != v])
         partial, uids = spliced
-        for batch in _chunks(sorted(uids)):
-            marks = ",".join("?" * len(batch))
-            self.conn.executemany(f"DELETE FROM interactions WHERE person=? AND uid IN ({marks})",
-                                  [(person, *batch) for person in partial])
-        for person in partial:
-            self.conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", [
-                (i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
-                 i.others, int(i.organised)) for i in interactions.get(person, ())])
+        self._put_interactions({k: [_met(i) for i in interactions.get(k, ())] for k in partial}, uids)
         # Their digest is unknown now: the next derivation of their whole history writes it.
         self.conn.executemany("DELETE FROM histories WHERE person=?", [(k,) for k in partial])
         digests = self._texts("histories", "person", "digest", people if dropped is not None else None)
+        changed: dict[str, list[_Met]] = {k: [] for k in gone}
+        held = 0
         for person in people:
             if person in partial:
                 continue
-            rows = [(i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
-                     i.others, int(i.organised)) for i in interactions.get(person, ())]
-            digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:32]
+            if held >= _CHUNK:  # a few people at a time: a whole ledger's rows would not fit
+                self._put_interactions(changed)
+                changed, held = {}, 0
+            mine = list(interactions.get(person, ()))
+            # the digest of the rows as schema 3 stored them: a ledger upgraded from it
+            # rewrites nobody's history
+            digest = hashlib.sha256(repr([
+                (i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
+                 i.others, int(i.organised)) for i in mine]).encode()).hexdigest()[:32]
             if digests.get(person) == digest:
                 continue
-            self.conn.execute("DELETE FROM interactions WHERE person=?", (person,))
-            self.conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            changed[person] = [_met(i) for i in mine]
+            held += len(mine) + 1
             self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
+        self._put_interactions(changed)
+
+    def _put_interactions(self, people: Mapping[str, list[_Met]], uids: set[str] | None = None) -> None:
+        """Replace the interaction rows of ``people`` (no rows: the person goes), each
+        a meeting (``_Met``), how many others and whether the user organised it.
+        ``uids``: replace only their rows of meetings of these UIDs (their others stay).
+
+        A meeting is stored once, however many people met at it: ``met`` names it by
+        id, and ``meetings.refs`` counts those rows, so a meeting goes with its last one.
+        """
+        if not people:
+            return
+        keys = self._person_keys(people, create=True)
+        delta: collections.Counter[int] = collections.Counter()
+        old: list[tuple[int, int]] = []
+        for batch in _chunks(sorted(people)):
+            persons = [keys[k] for k in batch]
+            marks = ",".join("?" * len(persons))
+            if uids is None:
+                old += self.conn.execute(f"SELECT person, meeting FROM met WHERE person IN ({marks})",
+                                         persons).fetchall()
+                continue
+            for some in _chunks(sorted(uids)):
+                old += self.conn.execute(
+                    f"SELECT i.person, i.meeting FROM met i JOIN meetings m ON m.id = i.meeting "
+                    f"WHERE i.person IN ({marks}) AND m.uid IN ({','.join('?' * len(some))})",
+                    [*persons, *some]).fetchall()
+        for _, meeting in old:
+            delta[meeting] -= 1
+        if uids is None:
+            self.conn.executemany("DELETE FROM met WHERE person=?", [(keys[k],) for k in people])
+        else:
+            self.conn.executemany("DELETE FROM met WHERE person=? AND meeting=?", old)
+        ids = self._meeting_ids({row for rows in people.values() for row, _, _ in rows})
+        met = []
+        for person, rows in people.items():
+            seen: set[tuple[Any, ...]] = set()
+            for row, others, organised in rows:
+                # as schema 3's key (person, start, uid, recurrence_id): the first one counts
+                if (row[2], row[0], row[1]) in seen:
+                    continue
+                seen.add((row[2], row[0], row[1]))
+                met.append((keys[person], ids[row], others, organised))
+                delta[ids[row]] += 1
+        self.conn.executemany("INSERT OR IGNORE INTO met VALUES (?, ?, ?, ?)", met)
+        refs = dict(self._rows_by_id("SELECT id, refs FROM meetings", list(delta)))
+        new = [(mid, row) for row, mid in ids.items() if mid not in refs and delta[mid] > 0]
+        calendars = self._calendars({row[5:] for _, row in new})
+        self.conn.executemany("INSERT INTO meetings VALUES (?,?,?,?,?,?,?,?)",
+                              [(mid, *row[:5], calendars[row[5:]], delta[mid]) for mid, row in new])
+        self.conn.executemany("UPDATE meetings SET refs=? WHERE id=?",
+                              [(refs[m] + d, m) for m, d in delta.items() if m in refs and d and refs[m] + d > 0])
+        self.conn.executemany("DELETE FROM meetings WHERE id=?",
+                              [(m,) for m, d in delta.items() if m in refs and refs[m] + d <= 0])
+        self.conn.executemany("DELETE FROM person_keys WHERE id=?", [(keys[k],) for k, rows in people.items()
+                                                                     if not rows and uids is None])
+
+    def _person_keys(self, people: Iterable[str], create: bool = False) -> dict[str, int]:
+        """person id -> its ``person_keys`` integer (made for those without one if ``create``)."""
+        people = sorted(set(people))
+        out: dict[str, int] = {}
+        for batch in _chunks(people):
+            out.update(self.conn.execute(
+                f"SELECT key, id FROM person_keys WHERE key IN ({','.join('?' * len(batch))})", batch).fetchall())
+        new = [k for k in people if k not in out]
+        if create and new:
+            top = int(self.conn.execute("SELECT coalesce(max(id), 0) FROM person_keys").fetchone()[0])
+            out.update((k, top + n) for n, k in enumerate(new, 1))
+            self.conn.executemany("INSERT INTO person_keys VALUES (?, ?)", [(out[k], k) for k in new])
+        return out
+
+    def _meetings(self, ids: list[int]) -> dict[int, tuple[Any, ...]]:
+        """id -> what the stored meeting holds (as ``_Met``'s), for those of ``ids`` stored."""
+        out: dict[int, tuple[Any, ...]] = {}
+        # which are stored first, by the key alone: most of a window's ids are free
+        for batch in _chunks(sorted(r[0] for r in self._rows_by_id("SELECT id FROM meetings", ids))):
+            for r in self.conn.execute(
+                    "SELECT m.id, m.uid, m.recurrence_id, m.start, m.end, m.summary, c.account, c.calendar "
+                    "FROM meetings m JOIN calendars c ON c.id = m.calendar "
+                    f"WHERE m.id IN ({','.join('?' * len(batch))})", batch):
+                out[r[0]] = tuple(r[1:])
+        return out
+
+    def _calendars(self, names: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(account, calendar) -> its ``calendars`` id, made if missing (a few: read them all)."""
+        out = {(a, c): i for i, a, c in self.conn.execute("SELECT id, account, calendar FROM calendars")}
+        new = sorted(names - set(out))
+        top = max(out.values(), default=0)
+        out.update((name, top + n) for n, name in enumerate(new, 1))
+        self.conn.executemany("INSERT INTO calendars VALUES (?, ?, ?)", [(out[n], *n) for n in new])
+        return out
+
+    def _meeting_ids(self, rows: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
+        """The id of each meeting (as ``_Met`` holds it): the stored one's if it is
+        stored, else a free one (``_place``)."""
+        return self._place({row: _hash_id(row) for row in rows}, self._meetings)[0]
 
     def meetings_of(self, people: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:
         """person -> their stored interaction rows (person, uid, recurrence_id, start, end,
-        summary, account, calendar, others, organised), by start."""
+        summary, account, calendar, others, organised), by start (times as ``iso``)."""
         out: dict[str, list[tuple[Any, ...]]] = {}
-        for batch in _chunks(people):
+        keys = self._person_keys(people)
+        names = {v: k for k, v in keys.items()}
+        for batch in _chunks(sorted(names)):
             for r in self.conn.execute(
-                    f"SELECT * FROM interactions WHERE person IN ({','.join('?' * len(batch))}) "
-                    "ORDER BY person, start, uid", batch):
-                out.setdefault(r[0], []).append(tuple(r))
+                    "SELECT i.person, m.uid, m.recurrence_id, m.start, m.end, m.summary, c.account, c.calendar, "
+                    "i.others, i.organised FROM met i JOIN meetings m ON m.id = i.meeting "
+                    "JOIN calendars c ON c.id = m.calendar "
+                    f"WHERE i.person IN ({','.join('?' * len(batch))}) ORDER BY i.person, m.start, m.uid", batch):
+                out.setdefault(names[r[0]], []).append(
+                    (names[r[0]], r[1], r[2], _iso_epoch(r[3]), _iso_epoch(r[4]), *tuple(r)[5:]))
         return out
 
     def stories_of(self, people: Iterable[str]) -> dict[str, dict[str, Any]]:
         """person -> their stored story."""
         return {k: json.loads(v) for k, v in self._texts("stories", "key", "data", people).items()}
 
+    def _pack(self, text: str) -> str | bytes:
+        """A JSON text as this ledger stores it: packed in SQLite (``pack``)."""
+        return pack(text) if self.packs else text
+
     def entries_of(self, people: Iterable[str]) -> dict[str, dict[str, Any]]:
         """person -> their stored ``people --json`` entry."""
         return {k: json.loads(v) for k, v in self._texts("people", "key", "data", people).items()}
 
     def _texts(self, table: str, key: str, value: str, keys: Iterable[str] | None) -> dict[str, str]:
-        """``key -> value`` of a table, for ``keys`` (None: every row)."""
+        """``key -> value`` (unpacked) of a table, for ``keys`` (None: every row)."""
         if keys is None:
-            return dict(self.conn.execute(f"SELECT {key}, {value} FROM {table}").fetchall())
+            return {k: unpack(v) for k, v in self.conn.execute(f"SELECT {key}, {value} FROM {table}")}
         out: dict[str, str] = {}
         for batch in _chunks(keys):
-            out.update(self.conn.execute(
-                f"SELECT {key}, {value} FROM {table} WHERE {key} IN ({','.join('?' * len(batch))})", batch).fetchall())
+            out.update((k, unpack(v)) for k, v in self.conn.execute(
+                f"SELECT {key}, {value} FROM {table} WHERE {key} IN ({','.join('?' * len(batch))})", batch))
         return out
 
     def history(self, person: str) -> list[dict[str, Any]]:
         """One person's counted interactions, newest first, as ``person --json`` shows
         them (times as stored: UTC ISO with Z)."""
         rows = self.conn.execute(
-            "SELECT start, end, summary, account, calendar, others, organised FROM interactions "
-            "WHERE person=? ORDER BY start DESC, uid DESC", (person,))
-        return [{"start": r[0], "end": r[1], "summary": r[2], "account": r[3], "calendar": r[4],
-                 "others": r[5], "organised": bool(r[6])} for r in rows]
+            "SELECT m.start, m.end, m.summary, c.account, c.calendar, i.others, i.organised "
+            "FROM met i JOIN meetings m ON m.id = i.meeting JOIN calendars c ON c.id = m.calendar "
+            "WHERE i.person = (SELECT id FROM person_keys WHERE key=?) ORDER BY m.start DESC, m.uid DESC", (person,))
+        return [{"start": _iso_epoch(r[0]), "end": _iso_epoch(r[1]), "summary": r[2], "account": r[3],
+                 "calendar": r[4], "others": r[5], "organised": bool(r[6])} for r in rows]
 
     def followups_of(self, ids: Iterable[str]) -> list[FollowupRow]:
         """Every follow-up decided for any of ``ids``."""
@@ -964,7 +1321,7 @@ class Ledger:
 
     def people(self) -> list[dict[str, Any]]:
         """The people snapshot of the last pass."""
-        return [json.loads(r[0]) for r in self.conn.execute("SELECT data FROM people")]
+        return [json.loads(unpack(r[0])) for r in self.conn.execute("SELECT data FROM people")]
 
     def people_count(self) -> int:
         """How many people the last pass stored."""
@@ -973,7 +1330,7 @@ class Ledger:
     def story(self, key: str) -> dict[str, Any]:
         """One person's story ({} when no pass has stored one)."""
         row = self.conn.execute("SELECT data FROM stories WHERE key = ?", (key,)).fetchone()
-        return dict(json.loads(row[0])) if row else {}
+        return dict(json.loads(unpack(row[0]))) if row else {}
 
     def people_ids(self) -> set[str]:
         """The key of everyone in the snapshot."""
@@ -981,7 +1338,7 @@ class Ledger:
 
     def people_keys(self) -> list[tuple[str, dict[str, Any]]]:
         """(key, entry) of everyone in the snapshot."""
-        return [(r[0], json.loads(r[1])) for r in self.conn.execute("SELECT key, data FROM people")]
+        return [(r[0], json.loads(unpack(r[1]))) for r in self.conn.execute("SELECT key, data FROM people")]
 
     def log_run(self, kind: str, started: dt.datetime, finished: dt.datetime, summary: str) -> None:
         """Append to the run log (commits)."""
@@ -1026,7 +1383,7 @@ def _party_from(v: list[Any] | None) -> Party | None:
 
 
 def occurrence_json(o: Occurrence) -> list[Any]:
-    """The stored form of an occurrence (a row of ``occurrences``), before ``pack``.
+    """The stored form of an occurrence (a line of ``series.data``), before ``pack``.
 
     A list, not an object: the keys made up a third of every row. Parties drop what
     most have (an individual, no name, no answer) from their end.
@@ -1036,10 +1393,74 @@ def occurrence_json(o: Occurrence) -> list[Any]:
 
 
 def occurrence_data(o: Occurrence, packed: bool) -> str | bytes:
-    """The ``data`` of an occurrence's row: compact JSON, ``pack``ed if ``packed``
-    (``Ledger.packs``)."""
+    """One occurrence as compact JSON, ``pack``ed if ``packed`` (``Ledger.packs``)."""
     text = json.dumps(occurrence_json(o), separators=(",", ":"), ensure_ascii=False)
     return pack(text) if packed else text
+
+
+def series_data(occurrences: Iterable[Occurrence], packed: bool) -> tuple[list[int], str | bytes]:
+    """What ``Ledger.replace_series`` stores of a series: the epoch seconds its
+    occurrences start at, and their JSON, a line each by recurrence id (compact JSON
+    holds no newline), ``pack``ed together if ``packed``. A line leaves out the UID
+    its JSON starts with (the row has it): it starts with the comma after it."""
+    occs = sorted(occurrences, key=lambda o: o.recurrence_id)
+    lines = []
+    for o in occs:
+        text = json.dumps(occurrence_json(o), separators=(",", ":"), ensure_ascii=False)
+        lines.append(text[len(_head(o.uid)):])
+    text = "\n".join(lines)
+    return [_epoch(o.start) for o in occs], pack(text) if packed else text
+
+
+def _line_start(line: str) -> int:
+    """When the occurrence of a stored line (``_lines``) starts, in epoch seconds."""
+    d = json.loads(line)
+    return _epoch(parse_iso(d[2] if isinstance(d, list) else d["start"]))  # type: ignore[arg-type]
+
+
+def _head(uid: str) -> str:
+    """The start of an occurrence's JSON (``occurrence_json``) up to its UID."""
+    return "[" + json.dumps(uid, ensure_ascii=False)
+
+
+def _lines(uid: str, data: str | bytes) -> list[str]:
+    """The occurrences (JSON) of a stored series of ``uid``; a line as schema 3 stored
+    it (a whole list, or the object 0.1 wrote) is read as it is."""
+    text = unpack(data)
+    if not text:
+        return []
+    head = _head(uid)
+    return [head + line if line.startswith(",") else line for line in text.split("\n")]
+
+
+#: ids from hashes are below 2**47: SQLite stores them in 6 bytes, and they fit PostgreSQL's BIGINT
+_IDS = 1 << 47
+#: how many ids from its hash a row may take (``Ledger._place``)
+_WINDOW = 4
+
+
+#: one interaction row to store: its meeting (uid, recurrence_id, start, end, summary,
+#: account, calendar; times as epoch seconds), others, organised
+_Met = tuple[tuple[Any, ...], int, int]
+
+
+def _met(i: Interaction) -> _Met:
+    """An interaction as the row to store."""
+    return ((i.uid, i.recurrence_id, _epoch(i.start), None if i.end is None else _epoch(i.end), i.summary, i.account,
+             i.calendar), i.others, int(i.organised))
+
+
+def _hash_id(key: str | tuple[Any, ...]) -> int:
+    """The first id a row may take (``Ledger._place``), from its key: a text, or a
+    tuple of texts, numbers and None (two keys of one text only share a window)."""
+    text = key if isinstance(key, str) else "\x1f".join(map(str, key))
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).digest()
+    return int.from_bytes(digest, "big") % (_IDS - _WINDOW) + 1
+
+
+def _window(first: int) -> range:
+    """The ids a row whose hash is ``first`` may take."""
+    return range(first, first + _WINDOW)
 
 
 #: what a party usually is (no name, no answer, an individual): dropped from the end of its row
@@ -1091,11 +1512,13 @@ def occurrence_from(d: dict[str, Any] | list[Any], order: int, account: str = ""
     )
 
 
-# Texts in a SQLite ledger (objects, occurrences) are stored as BLOBs: a format byte,
-# then raw deflate primed with _DICTIONARY (most objects are a few hundred bytes, too
-# short for deflate to find much repetition in themselves). TEXT values are read as they
-# are: rows written before 0.2, and every row on PostgreSQL. The dictionary is part of
-# format 1: a different one needs a new format byte, and reading both.
+# Texts in a SQLite ledger (objects, series, contacts, people, stories, bases) are
+# stored as BLOBs: a format byte, then raw deflate primed with _DICTIONARY (most
+# objects are a few hundred bytes, too short for deflate to find much repetition in
+# themselves). TEXT values are read as they are: rows written before 0.2 (or, for
+# contacts, people, stories and bases, before schema 4), and every row on PostgreSQL.
+# The dictionary is part of format 1: a different one needs a new format byte, and
+# reading both.
 _PACKED_1 = 1
 _DICTIONARY = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//\r\nCALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\n"

@@ -1,7 +1,7 @@
 """Parsing and expanding calendar objects in worker processes, while the main process
 writes the ledger (a backfill on every core).
 
-Public API: ``Prepared``, ``prepare``, ``Pool``.
+Public API: ``Prepared``, ``Series``, ``prepare``, ``prepare_parsed``, ``plain``, ``Pool``.
 
 Only the pure part of an object's ingest runs in a worker: ``events.split``, then
 ``events.expand`` of each UID as if the object were the only one holding it, then the
@@ -52,7 +52,8 @@ CHUNK = 16
 class Series:
     """One UID of an object, expanded (or why it could not be)."""
 
-    rows: list[tuple[str, str, str | bytes]]  # (recurrence_id, start, data) for replace_series
+    starts: list[int]  # for ``Ledger.replace_series``: what ``ledger.series_data`` made
+    data: str | bytes
     recurring: bool = False
     notes: list[str] | None = None
     error: str | None = None
@@ -66,30 +67,67 @@ class Prepared:
     uids: list[str]
     problems: list[str]
     series: dict[str, Series]
+    plain: bool = False  # ``plain``: its occurrence says all of it
+
+
+def plain(parsed: Any) -> bool:
+    """Whether a parsed object (``events.split``) is one plain single meeting: one
+    VEVENT, no recurrence, no problem, its times absolute (neither floating nor a
+    date: the configured time zone does not change them), no SEQUENCE past 0, and
+    names and summary a rebuilt text (``events.text_of``) keeps as they are. Its one
+    occurrence then says all the ledger needs of it, whatever the window."""
+    import datetime as dt_
+
+    if parsed.problems or len(parsed.by_uid) != 1:
+        return False
+    (uid, comps), = parsed.by_uid.items()
+    if len(comps) != 1 or uid.startswith("(no uid)"):
+        return False
+    comp = comps[0]
+    if any(comp.get(p) is not None for p in ("rrule", "rdate", "exdate", "recurrence-id")):
+        return False
+    if str(comp.get("sequence", "0")).strip() not in ("", "0"):
+        return False
+    for prop in ("dtstart", "dtend"):
+        value = comp.get(prop)
+        if value is None:
+            if prop == "dtstart":
+                return False
+            continue
+        when = getattr(value, "dt", None)
+        if not isinstance(when, dt_.datetime) or when.tzinfo is None:
+            return False
+    from syncd import events
+
+    return events.rebuildable(comp)
 
 
 def prepare(items: list[tuple[str, str]], start: dt.datetime, end: dt.datetime, zone: dt.tzinfo,
             packed: bool) -> list[Prepared]:
     """Parse and expand each (href, text), as ``Ingest._apply`` would in-process."""
     from syncd import events
-    from syncd.errors import ParseError
-    from syncd.ledger import iso, occurrence_data, pack
 
-    out = []
-    for _href, text in items:
-        parsed = events.split(text)
-        series: dict[str, Series] = {}
-        for uid, comps in parsed.by_uid.items():
-            notes: list[str] = []
-            try:
-                occs, recurring = events.expand(uid, comps, parsed.timezones, start, end, zone, notes=notes)
-            except ParseError as exc:
-                series[uid] = Series([], error=str(exc))
-                continue
-            series[uid] = Series([(o.recurrence_id, iso(o.start) or "", occurrence_data(o, packed)) for o in occs],
-                                 recurring, notes)
-        out.append(Prepared(pack(text) if packed else text, sorted(parsed.by_uid), parsed.problems, series))
-    return out
+    return [prepare_parsed(events.split(text), text, start, end, zone, packed) for _href, text in items]
+
+
+def prepare_parsed(parsed: Any, text: str, start: dt.datetime, end: dt.datetime, zone: dt.tzinfo,
+                   packed: bool) -> Prepared:
+    """``prepare`` of one object, ``events.split`` already."""
+    from syncd import events
+    from syncd.errors import ParseError
+    from syncd.ledger import pack, series_data
+
+    series: dict[str, Series] = {}
+    for uid, comps in parsed.by_uid.items():
+        notes: list[str] = []
+        try:
+            occs, recurring = events.expand(uid, comps, parsed.timezones, start, end, zone, notes=notes)
+        except ParseError as exc:
+            series[uid] = Series([], "", error=str(exc))
+            continue
+        series[uid] = Series(*series_data(occs, packed), recurring, notes)
+    simple = plain(parsed) and all(s.error is None and not s.notes for s in series.values())
+    return Prepared(pack(text) if packed else text, sorted(parsed.by_uid), parsed.problems, series, simple)
 
 
 def _watch(parent: int) -> None:

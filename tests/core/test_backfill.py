@@ -84,14 +84,23 @@ def test_a_ledger_of_text_rows_is_read_and_gives_the_same_people(tmp_path: Path)
     with conn:
         for cid, href, data in conn.execute("SELECT collection, href, data FROM objects").fetchall():
             conn.execute("UPDATE objects SET data=? WHERE collection=? AND href=?", (L.unpack(data), cid, href))
-        for rowid, data in conn.execute("SELECT rowid, data FROM occurrences").fetchall():
-            o = L.occurrence_from(json.loads(L.unpack(data)), 0)
-            old = {"uid": o.uid, "rid": o.recurrence_id, "start": L.iso(o.start), "all_day": o.all_day,
-                   "cancelled": o.cancelled, "summary": o.summary,
-                   "org": o.organizer and [o.organizer.email, o.organizer.name, o.organizer.partstat, o.organizer.cutype],
-                   "att": [[a.email, a.name, a.partstat, a.cutype] for a in o.attendees], "mod": L.iso(o.last_modified)}
-            conn.execute("UPDATE occurrences SET data=? WHERE rowid=?", (json.dumps(old), rowid))
-    assert conn.execute("SELECT count(*) FROM objects WHERE typeof(data) = 'blob'").fetchone()[0] == 0
+        for rowid, uid, data in conn.execute("SELECT id, uid, data FROM series").fetchall():
+            lines = []
+            for line in L._lines(uid, data):
+                o = L.occurrence_from(json.loads(line), 0)
+                old = {"uid": o.uid, "rid": o.recurrence_id, "start": L.iso(o.start), "all_day": o.all_day,
+                       "cancelled": o.cancelled, "summary": o.summary,
+                       "org": o.organizer and [o.organizer.email, o.organizer.name, o.organizer.partstat,
+                                               o.organizer.cutype],
+                       "att": [[a.email, a.name, a.partstat, a.cutype] for a in o.attendees],
+                       "mod": L.iso(o.last_modified)}
+                lines.append(json.dumps(old))
+            conn.execute("UPDATE series SET data=? WHERE id=?", ("\n".join(lines), rowid))
+        for table in ("people", "stories"):
+            for key, data in conn.execute(f"SELECT key, data FROM {table}").fetchall():
+                conn.execute(f"UPDATE {table} SET data=? WHERE key=?", (L.unpack(data), key))
+    for table in ("objects", "series", "people", "stories"):
+        assert conn.execute(f"SELECT count(*) FROM {table} WHERE typeof(data) = 'blob'").fetchone()[0] == 0
     conn.close()
     w.write_config(daily_limit=4)  # a changed config derives everyone again, from those rows
     w.run("sync", now=NOW)

@@ -49,12 +49,17 @@ NAMES = ["Ana Lima", "Bob Stone", "Cy Diaz", "Ana"]
 NICKS = [None, "Bobby", "Cy"]
 TITLES = ["Lunch with Ana Lima", "Call Bob Stone", "Cy", "Bobby and Cy", "Gym", "Ana"]
 TABLES = {"people": "key", "stories": "key", "interactions": "person, uid, recurrence_id", "bases": "person",
-          "persons": "id", "person_links": "link", "attend": "address, uid", "titled": "word, uid"}
+          "persons": "id", "person_links": "link"}
+#: the index names a UID by its ``terms`` row: compared by UID
+INDEX = {"attend": "address", "titled": "word"}
 
 
 def _tables(ledger: Ledger) -> dict[str, list[Any]]:
-    return {t: [tuple(r) for r in ledger.conn.execute(f"SELECT * FROM {t} ORDER BY {k}")]
-            for t, k in TABLES.items()}
+    out = {t: [tuple(r) for r in ledger.conn.execute(f"SELECT * FROM {t} ORDER BY {k}")] for t, k in TABLES.items()}
+    for t, k in INDEX.items():
+        out[t] = [tuple(r) for r in ledger.conn.execute(
+            f"SELECT x.{k}, t.uid FROM {t} x JOIN terms t ON t.id = x.term ORDER BY 1, 2")]
+    return out
 
 
 class Incremental(RuleBasedStateMachine):

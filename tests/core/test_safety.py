@@ -150,7 +150,7 @@ def _integrity(ledger: Path) -> str:
 def test_a_full_disk_names_the_ledger_and_keeps_it_intact(tmp_path: Path, how: str) -> None:
     world = World(tmp_path / "w")
     disk = tmp_path / "disk"
-    with _small_disk(disk, "512k" if how == "tmpfs" else "") as mounted:
+    with _small_disk(disk, "1m" if how == "tmpfs" else "") as mounted:
         if how == "tmpfs" and not mounted:
             pytest.skip("cannot mount a tmpfs here (the fsize case covers the same path)")
         text = world.config.read_text()

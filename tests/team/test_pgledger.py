@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from syncd import ledger as ledger_mod
-from syncd.ledger import FollowupRow, Ledger
+from syncd.ledger import FollowupRow, Interaction, Ledger
 from tests.team import pg
 
 
@@ -58,14 +59,26 @@ def test_text_sorts_and_compares_as_in_sqlite(both: tuple[Ledger, Ledger]) -> No
 
 
 def test_interactions_end_column(both: tuple[Ledger, Ledger]) -> None:
+    """The ``interactions`` view shows the rows as schema 3 stored them, in both databases."""
+    t = dt.datetime(2026, 1, 1, 10, tzinfo=dt.timezone.utc)
+    lunch = Interaction("p", "u", "", t, t + dt.timedelta(hours=1), "Lunch", "a", "c", 1, False)
     for led in both:
         with led.transaction():
-            led.conn.execute("INSERT INTO interactions(person, uid, recurrence_id, start, end, summary, account, "
-                             "calendar, others, organised) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                             ("p", "u", "", "2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "Lunch", "a", "c", 1, 0))
-    rows = [led.conn.execute("SELECT person, start, end FROM interactions").fetchall() for led in both]
-    assert [tuple(r) for r in rows[0]] == [tuple(r) for r in rows[1]]
+            led.replace_people({"p": "{}", "q": "{}"}, {}, {"p": [lunch], "q": [dataclasses.replace(lunch, person="q")]})
+    rows = [led.conn.execute("SELECT * FROM interactions ORDER BY person").fetchall() for led in both]
+    assert [tuple(r) for r in rows[0]] == [tuple(r) for r in rows[1]] == [
+        (k, "u", "", "2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "Lunch", "a", "c", 1, 0) for k in "pq"]
     assert rows[1][0]["end"] == "2026-01-01T11:00:00Z"
+    assert both[0].history("q") == both[1].history("q") == [
+        {"start": "2026-01-01T10:00:00Z", "end": "2026-01-01T11:00:00Z", "summary": "Lunch", "account": "a",
+         "calendar": "c", "others": 1, "organised": False}]
+    for led in both:  # p goes: the meeting stays for q; q goes: it goes too
+        with led.transaction():
+            led.replace_people({"q": "{}"}, {}, {"q": [dataclasses.replace(lunch, person="q")]})
+        assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 1
+        with led.transaction():
+            led.replace_people({}, {}, {})
+        assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 0
 
 
 def test_a_schema_1_ledger_is_upgraded_in_place(team_db: str) -> None:
@@ -73,8 +86,11 @@ def test_a_schema_1_ledger_is_upgraded_in_place(team_db: str) -> None:
     led, drop = pg.member_ledger(team_db)
     try:
         conn = led.conn
-        for table in ("persons", "person_links", "interactions", "stories", "histories", "meta", "accounts", "collections", "objects",
-                      "object_uids", "series", "occurrences", "contacts", "followups", "people", "runs"):
+        conn.execute("DROP VIEW IF EXISTS interactions")
+        for table in ("persons", "person_links", "stories", "histories", "meta", "accounts", "collections", "objects",
+                      "object_uids", "series", "starts", "occurrences", "contacts", "followups", "people", "runs",
+                      "meetings", "met", "person_keys", "calendars", "terms", "touched", "stale", "attend", "titled",
+                      "bases"):
             conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
         led._run(ledger_mod._SCHEMA)
         conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
@@ -83,8 +99,19 @@ def test_a_schema_1_ledger_is_upgraded_in_place(team_db: str) -> None:
         conn.execute("INSERT INTO followups VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      (r.uid, r.rule, r.key, "ana@x", r.name, json.dumps(r.emails), r.cycle, r.due.isoformat(),
                       r.summary, r.reason, r.account, r.state, r.written_on.isoformat(), None))
+        # an event of schema 1: its object, series and occurrence rows
+        conn.execute("INSERT INTO accounts(name, type) VALUES ('a', 'vdir')")
+        conn.execute("INSERT INTO collections(id, account, remote_id, kind, name) VALUES (1, 'a', 'r', 'events', 'c')")
+        conn.execute("INSERT INTO objects VALUES (1, 'e.ics', 'x', 'BEGIN:VCALENDAR', '[\"u1\"]')")
+        conn.execute("INSERT INTO series VALUES (1, 'u1', 0, '2026-07-01T00:00:00Z')")
+        occ = json.dumps(["u1", "", "2026-06-01T10:00:00Z", 0, 0, "Lunch", None, [], None, None])
+        conn.execute("INSERT INTO occurrences VALUES (1, 'u1', '', '2026-06-01T10:00:00Z', ?)", (occ,))
         led._migrate(False)
         assert led.meta("schema_version") == str(ledger_mod.SCHEMA_VERSION)
+        assert list(led.occurrences_of(["u1"])) == [(1, occ)]
+        assert led.objects_with_uid(1, "u1") == [("e.ics", "BEGIN:VCALENDAR")]
+        may = dt.datetime(2026, 5, 31, tzinfo=dt.timezone.utc)
+        assert led.uids_starting([(may, may + dt.timedelta(days=2))]) == {"u1"}
         ident = led.identity()
         assert ident.ids == ["ana@x"]
         assert ident.links == {"email:ana@x": "ana@x", "email:ana@y": "ana@x"}

@@ -1,0 +1,96 @@
+"""Schema 4's ledger rows, through ``Ledger``'s methods: starts follow their series, a
+meeting is stored once and goes with its last interaction row, and rows whose ids
+come from one hash are each found again."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd import ledger as L
+from syncd.ledger import Interaction, Ledger
+from syncd.model import Occurrence
+
+T = dt.datetime(2026, 6, 1, 10, tzinfo=dt.timezone.utc)
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture
+def led(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+    with ledger.transaction():
+        ledger.ensure_account("a", "vdir")
+        ledger.collection("a", "events", "r1", "one")
+        ledger.collection("a", "events", "r2", "two")
+    yield ledger
+    ledger.close()
+
+
+def _series(led: Ledger, cid: int, uid: str, *days: int) -> None:
+    occs = [Occurrence(uid, f"r{d}" if len(days) > 1 else "", T + d * DAY, summary=uid) for d in days]
+    with led.transaction():
+        led.replace_series(cid, uid, *L.series_data(occs, led.packs), len(days) > 1, T + 30 * DAY)
+
+
+def _uids(led: Ledger, first: int, last: int) -> set[str]:
+    return led.uids_starting([(T + first * DAY - dt.timedelta(seconds=1), T + last * DAY)])
+
+
+def test_starts_follow_their_series(led: Ledger) -> None:
+    _series(led, 1, "u", 1, 8, 15)
+    _series(led, 2, "v", 2)
+    assert _uids(led, 0, 20) == {"u", "v"} and _uids(led, 8, 8) == {"u"}
+    _series(led, 1, "u", 3)  # expanded again: its old starts go
+    assert _uids(led, 8, 20) == set() and _uids(led, 3, 3) == {"u"}
+    assert not led.starts_between([(T + 4 * DAY, T + 20 * DAY)])
+    with led.transaction():
+        led.drop_series(1, "u")
+    assert _uids(led, 0, 20) == {"v"}
+    with led.transaction():
+        led.drop_collection(2)
+    assert _uids(led, 0, 20) == set()
+    assert led.conn.execute("SELECT count(*) FROM starts").fetchone()[0] == 0
+    assert [len(list(led.occurrences_of([u]))) for u in ("u", "v")] == [0, 0]
+
+
+def test_a_meeting_is_stored_once_and_goes_with_its_last_row(led: Ledger) -> None:
+    lunch = Interaction("p", "u", "", T, T + DAY / 24, "Lunch", "a", "one", 1, True)
+    call = Interaction("p", "w", "", T + DAY, None, "Call", "a", "two", 2, False)
+
+    def store(people: dict[str, list[Interaction]], dropped: list[str] | None = None) -> None:
+        with led.transaction():
+            led.replace_people({k: "{}" for k in people}, {}, people, dropped)
+
+    store({"p": [lunch, call], "q": [Interaction("q", *list(lunch.__dict__.values())[1:])]})
+    assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 2
+    assert [r[1] for r in led.meetings_of(["q"])["q"]] == ["u"]
+    assert led.history("p") == [
+        {"start": "2026-06-02T10:00:00Z", "end": None, "summary": "Call", "account": "a", "calendar": "two",
+         "others": 2, "organised": False},
+        {"start": "2026-06-01T10:00:00Z", "end": "2026-06-01T11:00:00Z", "summary": "Lunch", "account": "a",
+         "calendar": "one", "others": 1, "organised": True}]
+    store({"p": [call]}, dropped=[])  # p no longer met at lunch; q still did
+    assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 2
+    store({"q": []}, dropped=["p"])  # p goes; q has no meetings left
+    assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 0
+    assert led.conn.execute("SELECT count(*) FROM met").fetchone()[0] == 0
+
+
+def test_rows_of_one_hash_are_each_found_again(led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(L, "_hash_id", lambda key: 7)  # every id clashes
+    index = {f"u{i}": ((f"a{i}@x",), ()) for i in range(L._WINDOW)}
+    with led.transaction():
+        led.put_index(index, clear=True)
+    assert sorted(r[0] for r in led.conn.execute("SELECT id FROM terms")) == list(L._window(7))
+    with led.transaction():  # the first goes: the others are still found, past the gap
+        led.put_derivation({"u0": ((), ())}, {}, [], [], [])
+    assert led.uids_of([f"a{i}@x" for i in range(L._WINDOW)], []) == {f"u{i}" for i in range(1, L._WINDOW)}
+    assert led.index_of(["u3"]) == ({"a3@x"}, set())
+    with led.transaction():  # u3 indexed again, u0 back: each takes a free place of the window
+        led.put_derivation({"u3": (("b@x",), ()), "u0": (("c@x",), ())}, {}, [], [], [])
+    assert led.index_of(["u3", "u0"]) == ({"b@x", "c@x"}, set())
+    with pytest.raises(L.SyncdError), led.transaction():
+        led.put_derivation({"one too many": (("d@x",), ())}, {}, [], [], [])
