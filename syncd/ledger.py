@@ -200,8 +200,9 @@ CREATE TABLE histories (person TEXT PRIMARY KEY, digest TEXT NOT NULL)
 #   ``titled`` name the UID by.
 # - ``meetings`` and ``terms`` have ids from a hash of what they hold: finding a row
 #   needs no index on it (``Ledger._place``).
-# The copy of the schema-3 rows into these is ``Ledger._to_v4``. A table added later
-# goes in a block of its own (``_SCHEMA_5``), after this one.
+# The copy of the schema-3 rows into these is ``Ledger._to_v4``, after this block. A
+# table new in schema 4 goes at the end of the block (``_run`` splits it on semicolons:
+# none in comments); one added in a later schema, in a block of its own.
 _SCHEMA_4 = """
 DROP TABLE IF EXISTS object_uids;
 ALTER TABLE objects RENAME TO objects_v3;
