@@ -737,12 +737,14 @@ class Ledger:
         return json.loads(row[0]) if row else []
 
     @_writes
-    def put_object(self, collection_id: int, href: str, etag: str, data: str | bytes, uids: list[str]) -> None:
+    def put_object(self, collection_id: int, href: str, etag: str, data: str | bytes, uids: list[str],
+                   old: list[str] | None = None) -> None:
         """Store an object (inside a transaction); ``data`` is its text, or that text
         already ``pack``ed for this ledger (``self.packs``) by a worker process, or ''
-        (the ingest keeps no text for a plain single meeting: its occurrence says it all)."""
+        (the ingest keeps no text for a plain single meeting: its occurrence says it all).
+        ``old``: the UIDs it held (``object_uids``), when the caller has read them."""
         stored = pack(data) if isinstance(data, str) and data and self.packs else data
-        old = self.object_uids(collection_id, href)
+        old = self.object_uids(collection_id, href) if old is None else old
         self.conn.execute(
             "INSERT INTO objects(collection, href, etag, data, uids) VALUES (?,?,?,?,?) "
             "ON CONFLICT(collection, href) DO UPDATE SET etag=excluded.etag, data=excluded.data, uids=excluded.uids",
@@ -1119,30 +1121,33 @@ class Ledger:
         digests = self._texts("histories", "person", "digest", people if dropped is not None else None)
         changed: dict[str, list[_Met]] = {k: [] for k in gone}
         held = 0
+        # nothing stored yet (a backfill): the ids of meetings placed so far are all there is
+        placed: dict[int, Any] | None = {} if self.conn.execute("SELECT 1 FROM meetings LIMIT 1").fetchone() is None \
+            else None
         for person in people:
             if held >= _CHUNK:  # a few people at a time: a whole ledger's rows would not fit
-                self._put_interactions(changed)
+                self._put_interactions(changed, placed)
                 changed, held = {}, 0
-            mine = list(interactions.get(person, ()))
-            # the digest of the rows as schema 3 stored them: a ledger upgraded from it
-            # rewrites nobody's history
-            digest = hashlib.sha256(repr([
-                (i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
-                 i.others, int(i.organised)) for i in mine]).encode()).hexdigest()[:32]
+            rows = [((i.uid, i.recurrence_id, _epoch(i.start), None if i.end is None else _epoch(i.end), i.summary,
+                      i.account, i.calendar), i.others, int(i.organised)) for i in interactions.get(person, ())]
+            # (schema 3's digests were of other rows: the first derivation after the
+            # upgrade writes every history once more)
+            digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:32]
             if digests.get(person) == digest:
                 continue
-            changed[person] = [((i.uid, i.recurrence_id, _epoch(i.start), None if i.end is None else _epoch(i.end),
-                                 i.summary, i.account, i.calendar), i.others, int(i.organised)) for i in mine]
-            held += len(mine) + 1
+            changed[person] = rows
+            held += len(rows) + 1
             self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
-        self._put_interactions(changed)
+        self._put_interactions(changed, placed)
 
-    def _put_interactions(self, people: Mapping[str, list[_Met]]) -> None:
+    def _put_interactions(self, people: Mapping[str, list[_Met]], placed: dict[int, Any] | None = None) -> None:
         """Replace the interaction rows of ``people`` (no rows: the person goes), each
         a meeting (``_Met``), how many others and whether the user organised it.
 
         A meeting is stored once, however many people met at it: ``met`` names it by
         id, and ``meetings.refs`` counts those rows, so a meeting goes with its last one.
+        ``placed``: id -> meeting of every meeting stored, when the caller knows them
+        all (it then learns those this stores).
         """
         if not people:
             return
@@ -1154,7 +1159,12 @@ class Ledger:
                     [keys[k] for k in batch]):
                 delta[meeting] -= 1
         self.conn.executemany("DELETE FROM met WHERE person=?", [(keys[k],) for k in people])
-        ids = self._meeting_ids({row for rows in people.values() for row, _, _ in rows})
+        wanted = {row: _hash_id(row) for rows in people.values() for row, _, _ in rows}
+        if placed is None:
+            ids, _ = self._place(wanted, self._meetings)
+        else:
+            ids, _ = self._place(wanted, lambda slots: {i: placed[i] for i in slots if i in placed})
+            placed.update((i, row) for row, i in ids.items())
         met = []
         for person, rows in people.items():
             seen: set[tuple[Any, ...]] = set()
@@ -1213,10 +1223,6 @@ class Ledger:
         self.conn.executemany("INSERT INTO calendars VALUES (?, ?, ?)", [(out[n], *n) for n in new])
         return out
 
-    def _meeting_ids(self, rows: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
-        """The id of each meeting (as ``_Met`` holds it): the stored one's if it is
-        stored, else a free one (``_place``)."""
-        return self._place({row: _hash_id(row) for row in rows}, self._meetings)[0]
 
     def meetings_of(self, people: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:
         """person -> their stored interaction rows (person, uid, recurrence_id, start, end,
