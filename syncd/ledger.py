@@ -1121,12 +1121,9 @@ class Ledger:
         digests = self._texts("histories", "person", "digest", people if dropped is not None else None)
         changed: dict[str, list[_Met]] = {k: [] for k in gone}
         held = 0
-        # nothing stored yet (a backfill): the ids of meetings placed so far are all there is
-        placed: dict[int, Any] | None = {} if self.conn.execute("SELECT 1 FROM meetings LIMIT 1").fetchone() is None \
-            else None
         for person in people:
             if held >= _CHUNK:  # a few people at a time: a whole ledger's rows would not fit
-                self._put_interactions(changed, placed)
+                self._put_interactions(changed)
                 changed, held = {}, 0
             rows = [((i.uid, i.recurrence_id, _epoch(i.start), None if i.end is None else _epoch(i.end), i.summary,
                       i.account, i.calendar), i.others, int(i.organised)) for i in interactions.get(person, ())]
@@ -1138,16 +1135,14 @@ class Ledger:
             changed[person] = rows
             held += len(rows) + 1
             self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
-        self._put_interactions(changed, placed)
+        self._put_interactions(changed)
 
-    def _put_interactions(self, people: Mapping[str, list[_Met]], placed: dict[int, Any] | None = None) -> None:
+    def _put_interactions(self, people: Mapping[str, list[_Met]]) -> None:
         """Replace the interaction rows of ``people`` (no rows: the person goes), each
         a meeting (``_Met``), how many others and whether the user organised it.
 
         A meeting is stored once, however many people met at it: ``met`` names it by
         id, and ``meetings.refs`` counts those rows, so a meeting goes with its last one.
-        ``placed``: id -> meeting of every meeting stored, when the caller knows them
-        all (it then learns those this stores).
         """
         if not people:
             return
@@ -1159,12 +1154,7 @@ class Ledger:
                     [keys[k] for k in batch]):
                 delta[meeting] -= 1
         self.conn.executemany("DELETE FROM met WHERE person=?", [(keys[k],) for k in people])
-        wanted = {row: _hash_id(row) for rows in people.values() for row, _, _ in rows}
-        if placed is None:
-            ids, _ = self._place(wanted, self._meetings)
-        else:
-            ids, _ = self._place(wanted, lambda slots: {i: placed[i] for i in slots if i in placed})
-            placed.update((i, row) for row, i in ids.items())
+        ids, _ = self._place({row: _hash_id(row) for rows in people.values() for row, _, _ in rows}, self._meetings)
         met = []
         for person, rows in people.items():
             seen: set[tuple[Any, ...]] = set()
