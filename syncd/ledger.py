@@ -1116,8 +1116,8 @@ class Ledger:
             self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
         for table, texts in (("people", people), ("stories", stories)):
             old = self._texts(table, "key", "data", texts if dropped is not None else None)
-            self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
-                                  [(k, self._pack(v)) for k, v in texts.items() if old.get(k) != v])
+            self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",  # packed one at a time
+                                  ((k, self._pack(v)) for k, v in texts.items() if old.get(k) != v))
         digests = self._texts("histories", "person", "digest", people if dropped is not None else None)
         changed: dict[str, list[_Met]] = {k: [] for k in gone}
         held = 0
