@@ -22,7 +22,7 @@ from typing import Any
 import icalendar
 
 from syncd.errors import ParseError
-from syncd.model import Occurrence, Party
+from syncd.infer import Occurrence, Party
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,8 @@ def expand(
 # ``syncd.parse_pool.plain``): its occurrence says all of it. Should another object of
 # the collection come to hold the same UID, the two are expanded together, and the
 # first one's text is rebuilt from its occurrence. ``rebuildable`` admits only what
-# this rebuilds as it was read: printable names and summary, plain addresses.
+# this rebuilds as it was read: printable names (no quote, backslash or caret) and
+# summary, plain addresses.
 _TOKEN = re.compile(r"[A-Za-z0-9-]+")
 _ADDRESS = re.compile(r"[A-Za-z0-9._%+\-@'!#$&*/=?^`{|}~]*")
 
@@ -508,9 +509,8 @@ def _plain_party(prop: object) -> bool:
     name = params.get("CN")
     if name:
         name = str(name).strip('"')
-        # a backslash does not survive icalendar's writing of a parameter (``a\`` comes
-        # back as ``a:mailto``): such a name keeps its object's text
-        if not name.isprintable() or '"' in name or "\\" in name or name != name.strip():
+        # a quote cannot be in a parameter; a backslash or caret may be read as an escape
+        if not name.isprintable() or any(c in name for c in '"\\^') or name != name.strip():
             return False
     return bool(_ADDRESS.fullmatch(email.strip())) and all(
         _TOKEN.fullmatch(str(params[k])) for k in ("PARTSTAT", "CUTYPE") if k in params)
@@ -518,7 +518,7 @@ def _plain_party(prop: object) -> bool:
 
 def rebuildable(comp: icalendar.cal.Component) -> bool:
     """Whether ``text_of`` rebuilds this single meeting's occurrence as it was read."""
-    if not str(comp.get("summary", "")).isprintable():
+    if not (str(comp.get("summary", "")).isprintable() and str(comp.get("uid", "")).isprintable()):
         return False
     attendees = comp.get("attendee", [])
     if not isinstance(attendees, list):

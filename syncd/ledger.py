@@ -203,8 +203,9 @@ _BOOK = "book"
 #   ``titled`` name the UID by.
 # - ``meetings`` and ``terms`` have ids from a hash of what they hold: finding a row
 #   needs no index on it (``Ledger._place``).
-# The copy of the schema-3 rows into these is ``Ledger._to_v4``. A table added later
-# goes in a block of its own (``_SCHEMA_5``), after this one.
+# The copy of the schema-3 rows into these is ``Ledger._to_v4``, after this block. A
+# table new in schema 4 goes at the end of the block (``_run`` splits it on semicolons:
+# none in comments); one added in a later schema, in a block of its own.
 _SCHEMA_4 = """
 DROP TABLE IF EXISTS object_uids;
 ALTER TABLE objects RENAME TO objects_v3;
@@ -748,12 +749,14 @@ class Ledger:
         return json.loads(row[0]) if row else []
 
     @_writes
-    def put_object(self, collection_id: int, href: str, etag: str, data: str | bytes, uids: list[str]) -> None:
+    def put_object(self, collection_id: int, href: str, etag: str, data: str | bytes, uids: list[str],
+                   old: list[str] | None = None) -> None:
         """Store an object (inside a transaction); ``data`` is its text, or that text
         already ``pack``ed for this ledger (``self.packs``) by a worker process, or ''
-        (the ingest keeps no text for a plain single meeting: its occurrence says it all)."""
+        (the ingest keeps no text for a plain single meeting: its occurrence says it all).
+        ``old``: the UIDs it held (``object_uids``), when the caller has read them."""
         stored = pack(data) if isinstance(data, str) and data and self.packs else data
-        old = self.object_uids(collection_id, href)
+        old = self.object_uids(collection_id, href) if old is None else old
         self.conn.execute(
             "INSERT INTO objects(collection, href, etag, data, uids) VALUES (?,?,?,?,?) "
             "ON CONFLICT(collection, href) DO UPDATE SET etag=excluded.etag, data=excluded.data, uids=excluded.uids",
@@ -1142,8 +1145,8 @@ class Ledger:
             self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
         for table, texts in (("people", people), ("stories", stories)):
             old = self._texts(table, "key", "data", texts if dropped is not None else None)
-            self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
-                                  [(k, self._pack(v)) for k, v in texts.items() if old.get(k) != v])
+            self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",  # packed one at a time
+                                  ((k, self._pack(v)) for k, v in texts.items() if old.get(k) != v))
         partial, uids = spliced
         self._put_interactions({k: [_met(i) for i in interactions.get(k, ())] for k in partial}, uids)
         # Their digest is unknown now: the next derivation of their whole history writes it.
@@ -1157,16 +1160,14 @@ class Ledger:
             if held >= _CHUNK:  # a few people at a time: a whole ledger's rows would not fit
                 self._put_interactions(changed)
                 changed, held = {}, 0
-            mine = list(interactions.get(person, ()))
-            # the digest of the rows as schema 3 stored them: a ledger upgraded from it
-            # rewrites nobody's history
-            digest = hashlib.sha256(repr([
-                (i.person, i.uid, i.recurrence_id, iso(i.start), iso(i.end), i.summary, i.account, i.calendar,
-                 i.others, int(i.organised)) for i in mine]).encode()).hexdigest()[:32]
+            rows = [_met(i) for i in interactions.get(person, ())]
+            # (schema 3's digests were of other rows: the first derivation after the
+            # upgrade writes every history once more)
+            digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:32]
             if digests.get(person) == digest:
                 continue
-            changed[person] = [_met(i) for i in mine]
-            held += len(mine) + 1
+            changed[person] = rows
+            held += len(rows) + 1
             self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
         self._put_interactions(changed)
 
@@ -1201,7 +1202,7 @@ class Ledger:
             self.conn.executemany("DELETE FROM met WHERE person=?", [(keys[k],) for k in people])
         else:
             self.conn.executemany("DELETE FROM met WHERE person=? AND meeting=?", old)
-        ids = self._meeting_ids({row for rows in people.values() for row, _, _ in rows})
+        ids, _ = self._place({row: _hash_id(row) for rows in people.values() for row, _, _ in rows}, self._meetings)
         met = []
         for person, rows in people.items():
             seen: set[tuple[Any, ...]] = set()
@@ -1260,10 +1261,6 @@ class Ledger:
         self.conn.executemany("INSERT INTO calendars VALUES (?, ?, ?)", [(out[n], *n) for n in new])
         return out
 
-    def _meeting_ids(self, rows: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
-        """The id of each meeting (as ``_Met`` holds it): the stored one's if it is
-        stored, else a free one (``_place``)."""
-        return self._place({row: _hash_id(row) for row in rows}, self._meetings)[0]
 
     def meetings_of(self, people: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:
         """person -> their stored interaction rows (person, uid, recurrence_id, start, end,
