@@ -228,6 +228,14 @@ class Derive:
                     names |= called
         whole |= owners(moved) | book.holders(names)
         strangers = {e for e in addresses | moved if e not in book.by_email} - me
+        # An address once someone else's points to their id: if someone known by one
+        # address holds it now, both claim it, and which one keeps it is decided as
+        # from scratch (by address), so both are derived again.
+        held = {k: b[len(_STRANGER):] for k, b in before.items() if b.startswith(_STRANGER)}
+        for e in list(strangers):
+            if (link := known.links.get(email_link(e))) is not None and (pid := known.canonical(link)) in held:
+                whole.add(pid)
+                strangers.add(held[pid])
         for k, b in before.items():
             address = b[len(_STRANGER):]
             if b.startswith(_STRANGER) and (k in whole or address in book.by_email or address in strangers):
@@ -339,7 +347,7 @@ class Derive:
         While the cards and the identity stay as they are, the last pass's is thawed."""
         from syncd import infer
         valid = f"{DIRECTORY_FORMAT}|{self.ledger.book_version()}|{key}|{sorted(orders.items())}"
-        stored = self.ledger.meta("directory")
+        stored = self.ledger.kept("directory")
         if stored is not None and stored.startswith(valid + "\n"):
             state = json.loads(stored[len(valid) + 1:])
             book = infer.Directory.thaw(state["book"], me, s, known)
@@ -417,7 +425,7 @@ class Derive:
             if d.rebuild is not None:
                 self.ledger.set_meta("indexed", d.rebuild)
             if d.directory is not None:
-                self.ledger.set_meta("directory", d.directory)
+                self.ledger.keep("directory", d.directory)
 
 
 def _interactions(p: Person, uids: set[str] | None = None) -> Iterator[Interaction]:

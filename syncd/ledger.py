@@ -608,6 +608,16 @@ class Ledger:
         """Set a meta value (inside the caller's transaction)."""
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def kept(self, key: str) -> str | None:
+        """A text a stage keeps between passes (``keep``), or None."""
+        value = self.meta(key)
+        return None if value is None else unpack(value)
+
+    @_writes
+    def keep(self, key: str, text: str) -> None:
+        """Keep a (large) text between passes, packed (inside a transaction)."""
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, self._pack(text)))
+
     def book_version(self) -> str:
         """A token that changes with every change to the address book or to who is who
         (contacts and identity): what a derived directory of people is valid for."""
