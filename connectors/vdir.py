@@ -229,7 +229,7 @@ class VdirConnector(EventSource, ContactSource, TaskSink):
         if was.get(key) == note and len(known) == len(listing):
             return None
         now = listing.etags()
-        changed = sorted(n for n, tag in now.items() if known.get(n) != tag)
+        changed = sorted(n for n, _ in now.items() - known.items())
         deletes = absent(known, now)
         settled = {k: v for k, v in was.items() if k != key}  # stored with the first batch
         if not (changed or deletes):

@@ -443,10 +443,9 @@ def _bases(people: Iterable[Person], cards: dict[str, str]) -> dict[str, str]:
 
 
 def _meeting(row: tuple[Any, ...]) -> Meeting:
-    """A stored interaction row as a meeting."""
+    """A stored interaction row (``Ledger.meetings_of``) as a meeting."""
     _, uid, rid, start, end, summary, account, calendar, others, organised = row
-    return Meeting(parse_iso(start), summary, uid, rid, parse_iso(end), account, calendar, others,  # type: ignore[arg-type]
-                         bool(organised))
+    return Meeting(start, summary, uid, rid, end, account, calendar, others, bool(organised))
 
 
 def _upcoming(d: dict[str, Any]) -> Meeting:

@@ -15,7 +15,7 @@ import collections
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -336,6 +336,11 @@ class _Known(Mapping[str, str]):
 
     def __contains__(self, href: object) -> bool:
         return href in self.etags
+
+    def items(self) -> ItemsView[str, str]:
+        # The dict's own view: a set difference against it runs in C (a folder of
+        # 20,000 files compares in milliseconds, not in 20,000 calls of ``get``).
+        return self.etags.items()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.etags)

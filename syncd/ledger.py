@@ -1274,7 +1274,7 @@ class Ledger:
 
     def meetings_of(self, people: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:
         """person -> their stored interaction rows (person, uid, recurrence_id, start, end,
-        summary, account, calendar, others, organised), by start (times as ``iso``)."""
+        summary, account, calendar, others, organised), by start (times as UTC datetimes)."""
         out: dict[str, list[tuple[Any, ...]]] = {}
         keys = self._person_keys(people)
         names = {v: k for k, v in keys.items()}
@@ -1285,7 +1285,7 @@ class Ledger:
                     "JOIN calendars c ON c.id = m.calendar "
                     f"WHERE i.person IN ({','.join('?' * len(batch))}) ORDER BY i.person, m.start, m.uid", batch):
                 out.setdefault(names[r[0]], []).append(
-                    (names[r[0]], r[1], r[2], _iso_epoch(r[3]), _iso_epoch(r[4]), *tuple(r)[5:]))
+                    (names[r[0]], r[1], r[2], _from_epoch(r[3]), _from_epoch(r[4]), *tuple(r)[5:]))
         return out
 
     def stories_of(self, people: Iterable[str]) -> dict[str, dict[str, Any]]:
