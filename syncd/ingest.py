@@ -320,6 +320,7 @@ class _Known(Mapping[str, str]):
         self._ledger = ledger
         self._id = collection_id
         self._etags: dict[str, str] | None = None
+        self._count: int | None = None
 
     @property
     def etags(self) -> dict[str, str]:
@@ -346,7 +347,11 @@ class _Known(Mapping[str, str]):
         return iter(self.etags)
 
     def __len__(self) -> int:
-        return len(self._etags) if self._etags is not None else self._ledger.etag_count(self._id)
+        if self._etags is not None:
+            return len(self._etags)
+        if self._count is None:  # asked twice a pass (the connector, ``_believed``): a count scans the rows
+            self._count = self._ledger.etag_count(self._id)
+        return self._count
 
 
 def _believed(batches: Iterable[ChangeBatch], known: Mapping[str, str], account: str, coll: Collection,

@@ -38,7 +38,6 @@ import json
 import math
 import os
 import sqlite3
-import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -624,7 +623,7 @@ class Ledger:
         return self.meta(_BOOK) or ""
 
     def _book_changed(self) -> None:
-        self.set_meta(_BOOK, uuid.uuid4().hex)
+        self.set_meta(_BOOK, os.urandom(16).hex())
 
     # -- accounts ------------------------------------------------------------
     @_writes
