@@ -427,6 +427,10 @@ class Ledger:
         self.conn = conn
         self.path = path
         self.in_transaction = False  # inside transaction(): writes are allowed
+        # While an index rebuild's transaction is open: every ``terms`` row (id -> UID),
+        # which the rebuild alone wrote since it emptied the table, so placing its
+        # next UIDs reads no row back.
+        self._rebuilt: dict[int, str] | None = None
 
     @classmethod
     def open(cls, path: Path, readonly: bool = False) -> Ledger:
@@ -591,9 +595,11 @@ class Ledger:
             yield self.conn
         except BaseException:
             self.in_transaction = False
+            self._rebuilt = None
             self.conn.execute("ROLLBACK")
             raise
         self.in_transaction = False
+        self._rebuilt = None
         self.conn.execute("COMMIT")
 
     # -- meta ----------------------------------------------------------------
@@ -962,6 +968,8 @@ class Ledger:
                 yield i, json.loads(a), json.loads(w)
 
     def _term_slots(self, ids: list[int]) -> dict[int, Any]:
+        if (placed := self._rebuilt) is not None:
+            return {i: placed[i] for i in ids if i in placed}
         return {i: uid for i, uid in self._rows_by_id("SELECT id, uid FROM terms", ids)}
 
     def _rows_by_id(self, select: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
@@ -1035,6 +1043,9 @@ class Ledger:
         if clear:
             for table in ("attend", "titled", "terms"):
                 self.conn.execute(f"DELETE FROM {table}")
+            self._rebuilt = {}
+        elif self._rebuilt is not None and not set(index) & set(self._rebuilt.values()):
+            pass  # a rebuild's next UIDs: none of them is indexed yet
         else:
             # what was indexed for these UIDs, found by id in ``terms``, goes by its key
             before = list(self._terms(index))
@@ -1052,6 +1063,8 @@ class Ledger:
             terms = [(uid, sorted(set(a)), sorted(set(w))) for uid, (a, w) in batch]
             terms = [t for t in terms if t[1] or t[2]]
             ids, _ = self._place({uid: _hash_id(uid) for uid, _, _ in terms}, self._term_slots)
+            if self._rebuilt is not None:
+                self._rebuilt.update((ids[uid], uid) for uid, _, _ in terms)
             self.conn.executemany("INSERT INTO terms VALUES (?, ?, ?, ?)",
                                   [(ids[uid], uid, json.dumps(a), json.dumps(w)) for uid, a, w in terms])
             self.conn.executemany("INSERT INTO attend VALUES (?, ?)",
