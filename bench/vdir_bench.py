@@ -18,6 +18,11 @@ measures in one run:
   (SPEC §8's figures are derived in both; ``learn`` adds learned cadences);
 - (f) ``syncd person`` for the busiest person (every 20th event has them: about 2,000
   interactions at 20,000 events) against ``syncd people --json`` on the same ledger;
+- (h) the cost following the change: a second vdir of ``--small`` events (default a tenth,
+  same contacts) is backfilled beside the first, and no-change passes and passes after
+  10 edits alternate between the two sizes (median of five rounds each); sync10 at the
+  big size against sync10 at the small one (issue 8's bar: at most 1.3), and the work
+  the 10 edits add (sync10 minus no-change) at both sizes;
 - (g) with ``--baseline-src DIR`` (a checkout of an older syncd, e.g. ``git archive``
   of the commit before SPEC §8): median no-change and 10-change passes of that code and
   of this one, alternating, on the same data (what deriving §8's figures costs).
@@ -353,6 +358,22 @@ def against_baseline(root: Path, syncd: list[str], src: Path, files: list[Path],
     return {who: (statistics.median(a), statistics.median(b)) for who, (a, b) in times.items()}
 
 
+def scaling(roots: dict[str, tuple[Path, list[Path]]], contacts: int, seed: int, rounds: int = 5
+            ) -> dict[str, tuple[float, float]]:
+    """(h): median no-change and 10-edit pass times at each size, alternating between the
+    sizes so that both see the same machine load. Each pass after edits is followed by
+    one more (a changed folder is compared once more before it counts as settled)."""
+    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in roots}
+    for r in range(rounds):
+        for size, (root, files) in roots.items():
+            cmd = [sys.executable, "-m", "syncd", "--config", str(root / "config.toml"), "-q", "sync"]
+            timed(cmd, root)
+            times[size][0].append(timed(cmd, root))
+            times[size][1].append(_after_edits(files, seed + 2000 + r, contacts, cmd[:-1], root))
+            timed(cmd, root)
+    return {k: (statistics.median(a), statistics.median(b)) for k, (a, b) in times.items()}
+
+
 def set_learn(root: Path, on: bool) -> None:
     """Rewrite the config with ``learn`` on or off."""
     text = CONFIG.replace("daily_limit = 3\n", f"daily_limit = 3\nlearn = {'true' if on else 'false'}\n")
@@ -369,6 +390,7 @@ def main() -> int:
     ap.add_argument("--baseline-src", type=Path, help="(g): a checkout of an older syncd to compare with")
     ap.add_argument("--khal", action="store_true", help="(b): also time khal indexing the same folders")
     ap.add_argument("--only-backfill", action="store_true", help="stop after (b)")
+    ap.add_argument("--small", type=int, help="(h): events of the small vdir (default: a tenth; 0: skip (h))")
     args = ap.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="syncd-vdir-bench-"))
     if args.dir and root.exists():
@@ -405,9 +427,21 @@ def main() -> int:
         person_json = median_of(3, [*syncd, "person", "p0@example.com", "--json"], root)
         hub = json.loads(subprocess.run([*syncd, "person", "p0@example.com", "--json"], cwd=root, env=_env(),
                                         capture_output=True, text=True, check=True).stdout)["interactions"]
+        small = args.events // 10 if args.small is None else args.small
+        scale = None
+        if small:
+            (root / "config.toml").write_text(CONFIG, encoding="utf-8")  # (e) changed it; (h) measures (d)'s
+            timed([*syncd, "sync"], root)  # a changed config derives everything once
+            little = root / "small"
+            little_files = generate(little, small, args.contacts, args.seed)
+            timed([py, "-m", "syncd", "--config", str(little / "config.toml"), "-q", "--backfill", "--since",
+                   (NOW - dt.timedelta(days=SPAN_DAYS + 30)).date().isoformat()], little)
+            scale = (args.events, small, scaling({"big": (root, files), "small": (little, little_files)},
+                                                 args.contacts, args.seed))
         base_vs = (against_baseline(root, syncd, args.baseline_src.resolve(), files, args.seed, args.contacts)
                    if args.baseline_src else None)
-        passes = Passes(opened, startup, stat_s, nochange, after10, learn, people_json, person_json, hub, base_vs)
+        passes = Passes(opened, startup, stat_s, nochange, after10, learn, people_json, person_json, hub, base_vs,
+                        scale)
         return report(args, base, back, rss_mb, sizes, khal_s, passes)
     finally:
         if not args.keep and not args.dir:
@@ -429,6 +463,7 @@ class Passes:
     person_json: float
     hub: int
     base_vs: dict[str, tuple[float, float]] | None
+    scale: tuple[int, int, dict[str, tuple[float, float]]] | None = None
 
 
 def report(args: argparse.Namespace, base: float, back: float, rss_mb: float, sizes: tuple[int, int],
@@ -461,6 +496,19 @@ def report(args: argparse.Namespace, base: float, back: float, rss_mb: float, si
             (f"(f) syncd person --json ({p.hub} interactions)", f"{p.person_json:8.3f} s",
              f"{p.person_json / p.people_json:.2f}x people --json"),
         ]
+        if p.scale:
+            big_n, small_n, sc = p.scale
+            (q_b, e_b), (q_s, e_s) = sc["big"], sc["small"]
+            rows += [
+                (f"(h) no-change sync, {small_n} events", f"{q_s:8.3f} s", ""),
+                (f"(h) sync after 10 edits, {small_n} events", f"{e_s:8.3f} s", f"{e_s / q_s:.2f}x no-change"),
+                (f"(h) no-change sync, {big_n} events", f"{q_b:8.3f} s", f"{q_b / q_s:.2f}x {small_n} events"),
+                (f"(h) sync after 10 edits, {big_n} events", f"{e_b:8.3f} s",
+                 f"{e_b / q_b:.2f}x no-change, {e_b / e_s:.2f}x {small_n} events"),
+                (f"(h) work of 10 edits (sync10 - no-change), {small_n}", f"{e_s - q_s:8.3f} s", ""),
+                (f"(h) work of 10 edits (sync10 - no-change), {big_n}", f"{e_b - q_b:8.3f} s",
+                 f"{(e_b - q_b) / (e_s - q_s):.2f}x {small_n} events" if e_s > q_s else ""),
+            ]
         if p.base_vs:
             (b0, b10), (t0_, t10) = p.base_vs["baseline"], p.base_vs["this"]
             rows += [
