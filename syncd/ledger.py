@@ -1054,6 +1054,9 @@ class Ledger:
             self.conn.executemany("DELETE FROM titled WHERE word=? AND term=?",
                                   [(w, i) for i, _, words in before for w in words])
             self.conn.executemany("DELETE FROM terms WHERE id=?", [(i,) for i, _, _ in before])
+            if self._rebuilt is not None:
+                for i, _, _ in before:
+                    del self._rebuilt[i]
         self._put_terms(index)
 
     def _put_terms(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]]) -> None:

@@ -94,3 +94,27 @@ def test_rows_of_one_hash_are_each_found_again(led: Ledger, monkeypatch: pytest.
     assert led.index_of(["u3", "u0"]) == ({"b@x", "c@x"}, set())
     with pytest.raises(L.SyncdError), led.transaction():
         led.put_derivation({"one too many": (("d@x",), ())}, {}, [], [], [])
+
+
+def test_an_index_rebuilt_in_batches_is_the_index_written_at_once(led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two windows that overlap (even UIDs from id 7, odd ones from 8): the rebuild places
+    # later batches among the ids of earlier ones from memory, a UID indexed twice keeps
+    # only its last terms, and a UID indexed with nothing frees its place at once.
+    monkeypatch.setattr(L, "_hash_id", lambda key: 7 + int(key[1:]) % 2)
+    batches = [{"u0": (("a0@x",), ("w0",)), "u1": (("a1@x",), ())},
+               {"u2": (("a2@x",), ()), "u3": ((), ("w3",))},
+               {"u1": (("b1@x",), ()), "u2": ((), ())},
+               {"u5": (("a5@x",), ()), "u7": (("a7@x",), ())}]  # they fit only in u2's freed place
+    with led.transaction():
+        led.put_index({}, clear=True)
+        for batch in batches:
+            led.put_index(batch)
+    assert led.index_of(["u0", "u1", "u3", "u5", "u7"]) == ({"a0@x", "b1@x", "a5@x", "a7@x"}, {"w0", "w3"})
+    assert led.uids_of(["a1@x", "a2@x", "b1@x"], ["w3"]) == {"u1", "u3"}
+    ids = dict(led.conn.execute("SELECT uid, id FROM terms"))
+    assert ids == {"u0": 7, "u1": 8, "u5": 9, "u3": 10, "u7": 11}
+    with led.transaction():  # later passes read the rebuilt rows back from the table
+        led.put_derivation({"u0": ((), ())}, {}, [], [], [])
+    with led.transaction():
+        led.put_derivation({"u2": (("c2@x",), ())}, {}, [], [], [])
+    assert led.uids_of(["a0@x", "c2@x", "b1@x", "a5@x"], ["w0", "w3"]) == {"u1", "u2", "u3", "u5"}
