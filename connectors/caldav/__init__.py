@@ -10,12 +10,19 @@ discovery request, SPEC §6; ``syncd check`` always asks the server afresh),
 ``caldav.tasks`` caches the task calendar's listing, and ``caldav.fetch`` remembers
 the collections that refused to send their objects with a backfill's listing
 (``sync.changes``), so a later backfill does not ask them again.
+
+A backfill takes the next collection's listing ahead: once a collection's own listing
+is in and brings many objects (``sync.AHEAD``), a thread asks for the next one's on a
+second session, while the core parses and stores this one (the server composes its
+answer meanwhile). It is used only for the
+backfill it was taken for (no cursor, nothing known); one that failed is asked again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -66,20 +73,24 @@ class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
         self.opts.setdefault("verify", True)
         self._http: Http | None = None
         self._sink: TaskSink | None = None
+        self._side: Http | None = None  # the session that takes listings ahead
+        self._order: list[Collection] = []  # this pass's collections, in the core's order
+        self._ahead: dict[str, tuple[threading.Thread, list[Any]]] = {}  # href -> (thread, its answer)
 
     # -- plumbing ------------------------------------------------------------
     @property
     def http(self) -> Http:
         """The account's session (the secret is read on first use)."""
         if self._http is None:
-            user = self.opts.get("username")
-            password = self.ctx.secret() if user else None
-            verify = self.opts.get("verify")
-            self._http = Http(
-                self.name, self.opts["url"], user, password,
-                verify=True if verify is None else verify, timeout=TIMEOUT,
-            )
+            self._http = self._session()
         return self._http
+
+    def _session(self) -> Http:
+        user = self.opts.get("username")
+        password = self.ctx.secret() if user else None
+        verify = self.opts.get("verify")
+        return Http(self.name, self.opts["url"], user, password,
+                    verify=True if verify is None else verify, timeout=TIMEOUT)
 
     def _fingerprint(self) -> list[Any]:
         return [self.opts["url"], self.opts.get("username")]
@@ -134,11 +145,14 @@ class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
 
     def collections(self) -> list[Collection]:
         """The configured calendars and address books (a pass starts here)."""
-        self.http.new_pass()
+        for http in (self.http, self._side):
+            if http is not None:
+                http.new_pass()
         layout = self.layout()
         out = [Collection(c["href"], c["name"], EVENTS) for c in self._event_calendars(layout)]
         books = self._pick(layout["addressbooks"], self.opts.get("addressbooks"), "address book")
         out += [Collection(b["href"], b["name"], CONTACTS) for b in books]
+        self._order = out
         return out
 
     def _info(self, collection: Collection) -> dict[str, Any]:
@@ -166,21 +180,67 @@ class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
         stored = self.ctx.state(FETCH_KEY)
         strategy = dict(stored) if isinstance(stored, dict) else {}
         before = dict(strategy)
+        backfill = cursor is None and not known and bool(info.get("sync", True))
+        ahead = self._taken_ahead(collection.id) if backfill else None
         try:
             stream = sync.changes(
                 self.http, collection.id, collection.kind, cursor, known, bool(info.get("sync", True)), strategy,
+                ahead,
             )
+            first = True
             while True:
                 try:
                     batch = next(stream)
                 except StopIteration as end:
                     self._learnt(strategy, before)
                     return end.value  # type: ignore[no-any-return]
+                if first and backfill and (batch.total or 0) >= sync.AHEAD:
+                    # this listing is in, and parsing it takes a while: the next one's is asked for now
+                    self._take_next_ahead(collection, strategy)
+                first = False
                 before = self._learnt(strategy, before)
                 yield batch
         except sync.Gone:
             self._forget_layout()
             raise
+
+    def _take_next_ahead(self, collection: Collection, strategy: Mapping[str, str]) -> None:
+        """Ask, in a thread on a second session, for the backfill listing of the
+        collection after ``collection`` (the core takes them in ``collections()``'s order)."""
+        ids = [c.id for c in self._order]
+        if collection.id not in ids or ids.index(collection.id) + 1 == len(ids):
+            return
+        nxt = self._order[ids.index(collection.id) + 1]
+        if nxt.id in self._ahead or strategy.get(nxt.id) == sync.LISTING_ONLY or not self._info(nxt).get("sync", True):
+            return
+        if self._side is None:
+            self._side = self._session()
+        side = self._side
+        answer: list[Any] = []
+
+        def take() -> None:
+            try:
+                answer.append(sync.backfill_listing(side, nxt.id, nxt.kind))
+            except BaseException as exc:  # met again when the core asks for it
+                answer.append(exc)
+
+        thread = threading.Thread(target=take, name=f"caldav-ahead {self.name}", daemon=True)
+        thread.start()
+        self._ahead[nxt.id] = (thread, answer)
+
+    def _taken_ahead(self, href: str) -> sync.Listing | None:
+        """The listing taken ahead for ``href``, once its thread is done (None: none
+        was, or it failed: the caller asks for it itself, and meets the failure)."""
+        entry = self._ahead.pop(href, None)
+        if entry is None:
+            return None
+        thread, answer = entry
+        thread.join()
+        got = answer[0] if answer else None
+        if not isinstance(got, sync.Listing):
+            log.debug("account %s: %s: the listing taken ahead failed (%s); asking again", self.name, href, got)
+            return None
+        return got
 
     # -- task sink -----------------------------------------------------------
     @property
@@ -297,7 +357,9 @@ class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
             http.close()
 
     def close(self) -> None:
-        """Release the session."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        """Release the sessions (a listing still being taken ahead fails and is dropped)."""
+        self._ahead.clear()
+        for http in (self._http, self._side):
+            if http is not None:
+                http.close()
+        self._http = self._side = None

@@ -53,6 +53,7 @@ CHUNK = 200
 BULK = 1000  # objects to fetch from which multigets grow to BULK_CHUNK and run ahead
 BULK_CHUNK = 1000
 PREFETCH = 2  # chunks a bulk fetch keeps ready ahead of the core
+AHEAD = 1000  # objects in a backfill's listing from which the next collection's is taken ahead
 LISTING_ONLY = "listing"  # strategy of a collection that refused its data with the listing
 REJECTED = (403, 409, 412)
 MAX_PAGES = 50  # continuations of a truncated sync-collection answer
@@ -384,15 +385,22 @@ def _ahead(http: Http, href: str, kind: str, chunks: Iterator[list[str]]) -> Ite
         worker.join()
 
 
+def backfill_listing(http: Http, href: str, kind: str) -> Listing:
+    """The listing a backfill of ``href`` asks for (the objects with it), taken ahead:
+    ``changes`` uses it as ``ahead`` as if it had asked itself."""
+    return listing(http, href, None, {}, True, _data_prop(kind))
+
+
 def changes(
     http: Http, href: str, kind: str, cursor: str | None, known: Mapping[str, str], sync: bool,
-    strategy: MutableMapping[str, str] | None = None,
+    strategy: MutableMapping[str, str] | None = None, ahead: Listing | None = None,
 ) -> Changes:
     """The ``Connector.changes`` of one collection; returns the cursor, JSON ``{"token": ...}``.
 
     A backfill takes the objects with the listing unless ``strategy`` (collection href
     -> ``LISTING_ONLY``, the account's memory) says this collection refused that; a
-    refusal met now is written into ``strategy``.
+    refusal met now is written into ``strategy``. ``ahead``: that backfill listing,
+    already taken (``backfill_listing``); ignored for any other listing.
 
     Nothing is deleted for being absent from a listing: a full listing's absentees are
     fetched like changed objects, and only those a GET answers 404 for are named
@@ -403,7 +411,10 @@ def changes(
     token = _token(cursor) if sync else None
     strategy = {} if strategy is None else strategy
     with_data = sync and token is None and not known and strategy.get(href) != LISTING_ONLY
-    found = listing(http, href, token, known, sync, _data_prop(kind) if with_data else None)
+    if with_data and ahead is not None:
+        found = ahead
+    else:
+        found = listing(http, href, token, known, sync, _data_prop(kind) if with_data else None)
     if with_data and found.token is not None and found.present and not found.objects:
         strategy[href] = LISTING_ONLY  # it refused the data (or sent none): not asked again
     todo = [h for h, etag in found.present.items() if not etag or known.get(h) != etag]

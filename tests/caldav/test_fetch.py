@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,33 @@ def test_a_server_refusing_a_big_report(strict_radicale: Server, small_chunks: N
         assert summaries(d2.upserts) == small and env.proxy.count("REPORT") == 1
     finally:
         env.proxy.close()
+
+
+def test_a_backfill_takes_the_next_listing_ahead(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the core works on one collection's objects, the next collection's backfill
+    listing is already on its way; every listing is still asked for once, and every
+    collection comes whole."""
+    monkeypatch.setattr(sync, "AHEAD", 3)  # from 3 objects on (the real size: 1,000)
+    cals = [env.calendar(base=b) for b in ("Work", "Home", "Club")]
+    expected = {name: texts(env.seed, path, f"{env.tag}{k}", 3 + k) for k, (path, name) in enumerate(cals)}
+    _, book = env.book(3)
+    conn = env.connector(calendars=[name for _, name in cals], addressbooks=[book])
+    cols = conn.collections()
+    assert [c.name for c in cols] == [*expected, book]
+    env.proxy.reset()
+    first = ChangeStream(conn.changes(cols[0], None, {}, SINCE))
+    got = {cols[0].name: summaries({o.href: o for o in next(first).upserts})}
+    deadline = time.monotonic() + 10
+    while ("REPORT", cols[1].id) not in env.proxy.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ("REPORT", cols[1].id) in env.proxy.requests  # asked before the first collection is done
+    for batch in first:
+        got[cols[0].name].update(summaries({o.href: o for o in batch.upserts}))
+    for col in cols[1:-1]:
+        got[col.name] = summaries(drain(conn.changes(col, None, {}, SINCE)).upserts)
+    assert got == expected
+    cards = drain(conn.changes(cols[-1], None, {}, SINCE)).upserts
+    assert sorted(o.data.split("FN:", 1)[1].split()[1] for o in cards.values()) == ["0", "1", "2"]
+    per = 1 if env.server.kind == "radicale" else 2  # Xandikos: the listing, then one multiget
+    assert [env.proxy.requests.count(("REPORT", c.id)) for c in cols] == [per] * len(cols)
+    conn.close()
