@@ -14,8 +14,8 @@ the collections that refused to send their objects with a backfill's listing
 A backfill takes the next collection's listing ahead: once a collection's own listing
 is in and brings many objects (``sync.AHEAD``), a thread asks for the next one's on a
 second session, while the core parses and stores this one (the server composes its
-answer meanwhile). It is used only for the
-backfill it was taken for (no cursor, nothing known); one that failed is asked again.
+answer meanwhile). It is used only for the backfill it was taken for (no cursor,
+nothing known); one that failed is asked again.
 """
 
 from __future__ import annotations
