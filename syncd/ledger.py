@@ -1044,10 +1044,10 @@ class Ledger:
             for table in ("attend", "titled", "terms"):
                 self.conn.execute(f"DELETE FROM {table}")
             self._rebuilt = {}
-        elif self._rebuilt is not None and not set(index) & set(self._rebuilt.values()):
-            pass  # a rebuild's next UIDs: none of them is indexed yet
-        else:
-            # what was indexed for these UIDs, found by id in ``terms``, goes by its key
+        elif self._rebuilt is None or not set(index).isdisjoint(self._rebuilt.values()):
+            # What was indexed for these UIDs, found by id in ``terms``, goes by its key.
+            # A rebuild's next UIDs, none of them indexed yet, skip this: placing 20,000
+            # of them only to find nothing costs 0.2 s.
             before = list(self._terms(index))
             self.conn.executemany("DELETE FROM attend WHERE address=? AND term=?",
                                   [(a, i) for i, addrs, _ in before for a in addrs])

@@ -180,13 +180,11 @@ class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
         stored = self.ctx.state(FETCH_KEY)
         strategy = dict(stored) if isinstance(stored, dict) else {}
         before = dict(strategy)
-        backfill = cursor is None and not known and bool(info.get("sync", True))
+        syncs = bool(info.get("sync", True))
+        backfill = cursor is None and not known and syncs
         ahead = self._taken_ahead(collection.id) if backfill else None
         try:
-            stream = sync.changes(
-                self.http, collection.id, collection.kind, cursor, known, bool(info.get("sync", True)), strategy,
-                ahead,
-            )
+            stream = sync.changes(self.http, collection.id, collection.kind, cursor, known, syncs, strategy, ahead)
             first = True
             while True:
                 try:
@@ -208,9 +206,10 @@ class CaldavConnector(EventSource, ContactSource, TaskSinkRole):
         """Ask, in a thread on a second session, for the backfill listing of the
         collection after ``collection`` (the core takes them in ``collections()``'s order)."""
         ids = [c.id for c in self._order]
-        if collection.id not in ids or ids.index(collection.id) + 1 == len(ids):
+        at = ids.index(collection.id) + 1 if collection.id in ids else len(ids)
+        if at == len(ids):
             return
-        nxt = self._order[ids.index(collection.id) + 1]
+        nxt = self._order[at]
         if nxt.id in self._ahead or strategy.get(nxt.id) == sync.LISTING_ONLY or not self._info(nxt).get("sync", True):
             return
         if self._side is None:
