@@ -362,7 +362,7 @@ def scaling(roots: dict[str, tuple[Path, list[Path]]], contacts: int, seed: int,
             ) -> dict[str, tuple[float, float]]:
     """(h): median no-change and 10-edit pass times at each size, alternating between the
     sizes so that both see the same machine load. Each pass after edits is followed by
-    one more (a changed folder is compared once more before it counts as settled)."""
+    one more, as the daemon's next pass would be."""
     times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in roots}
     for r in range(rounds):
         for size, (root, files) in roots.items():

@@ -42,6 +42,7 @@ import abc
 import datetime as dt
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from syncd.config import Invalid, Option, choice
@@ -190,6 +191,10 @@ class Context(Protocol):
 
     account: str
     timezone: dt.tzinfo
+    #: a folder of this account's own where the connector may keep what it can always
+    #: rebuild (created by the connector when it first writes there); None: keep
+    #: nothing (a dry run, a test's engine)
+    cache: Path | None
 
     def secret(self) -> str:
         """The account's secret (keyring or $CREDENTIALS_DIRECTORY).

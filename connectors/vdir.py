@@ -9,15 +9,19 @@ A pass with no change need not read the ledger's etags either. When a listing fi
 nothing to change, it notes so in the connector state (``settled``: kind and folder ->
 a digest of the listing's names, mtimes and sizes, and how many files it has); the core
 commits the state with the end of that listing. A listing that does change something
-removes the note before its first batch, and the removal commits with that batch. So
-while the folder lists the same digest and the ledger holds as many objects as the
-folder has files (``len(known)``, which the core answers with a count), the ledger holds
-exactly this listing: nothing is compared and nothing is read. A lost state only costs
-one full comparison.
+removes the note before its first batch, and the removal commits with that batch; once
+its last batch is in, and it read every changed file, it notes its own listing, which
+commits with the end of the listing. So while the folder lists the same digest and the
+ledger holds as many objects as the folder has files (``len(known)``, which the core
+answers with a count), the ledger holds exactly this listing: nothing is compared and
+nothing is read. The count also guards the one case where a listing ends before its
+batches are in: deletions alone, which the core holds back until the listing ends (see
+``_believed``). A lost state only costs one full comparison.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import hashlib
@@ -66,6 +70,7 @@ def _etag(st: os.stat_result) -> str:
 
 
 _SETTLED = "settled"
+_KEPT = b"syncd vdir listing 1\n"
 
 
 class _Listing:
@@ -83,6 +88,43 @@ class _Listing:
     def etags(self) -> dict[str, str]:
         """file name -> etag."""
         return {n: f"{m}-{s}" for n, m, s in zip(self.names, self.mtimes, self.sizes, strict=True)}
+
+    def against(self, kept: _Listing) -> tuple[dict[str, str], list[str]]:
+        """What changed since ``kept``: name -> etag of the files new or changed, and
+        the names gone."""
+        if self.names == kept.names:  # the usual case, compared in order
+            return {n: f"{m}-{s}" for n, m, s, m0, s0 in zip(self.names, self.mtimes, self.sizes, kept.mtimes,
+                                                             kept.sizes, strict=True) if m != m0 or s != s0}, []
+        old = dict(zip(kept.names, zip(kept.mtimes, kept.sizes, strict=True), strict=True))
+        now = {n: f"{m}-{s}" for n, m, s in zip(self.names, self.mtimes, self.sizes, strict=True)
+               if old.get(n) != (m, s)}
+        return now, sorted(set(kept.names).difference(self.names))
+
+    def dump(self) -> bytes:
+        """The listing as ``load`` reads it back."""
+        names = "\0".join(self.names).encode("utf-8", "surrogateescape")
+        return b"".join((_KEPT, len(self.names).to_bytes(8, "little"), len(names).to_bytes(8, "little"), names,
+                         array("q", self.mtimes).tobytes(), array("q", self.sizes).tobytes()))
+
+    @classmethod
+    def load(cls, data: bytes) -> _Listing:
+        """A dumped listing (ValueError: not one)."""
+        if not data.startswith(_KEPT):
+            raise ValueError("not a kept listing")
+        at = len(_KEPT)
+        count, size = int.from_bytes(data[at:at + 8], "little"), int.from_bytes(data[at + 8:at + 16], "little")
+        at += 16
+        out = cls()
+        out.names = data[at:at + size].decode("utf-8", "surrogateescape").split("\0") if count else []
+        at += size
+        for column in (out.mtimes, out.sizes):
+            values = array("q")
+            values.frombytes(data[at:at + 8 * count])
+            column.extend(values)
+            at += 8 * count
+        if not (len(out.names) == len(out.mtimes) == len(out.sizes) == count) or at != len(data):
+            raise ValueError("a kept listing cut short")
+        return out
 
     def digest(self) -> str:
         """A digest of every name and etag (another order is another digest: then
@@ -226,30 +268,82 @@ class VdirConnector(EventSource, ContactSource, TaskSink):
         was = self.ctx.state(_SETTLED) or {}
         key = f"{collection.kind}:{collection.id}"  # one folder may be a calendar and an address book
         note = [listing.digest(), len(listing)]
-        if was.get(key) == note and len(known) == len(listing):
+        last = was.get(key)
+        if last == note and len(known) == len(listing):
             return None
-        now = listing.etags()
-        changed = sorted(n for n, _ in now.items() - known.items())
-        deletes = absent(known, now)
+        # While the ledger holds the listing ``last`` notes, the listing kept with it
+        # tells what changed without reading the ledger.
+        kept = self._kept(key, last[0]) if last is not None and len(known) == last[1] else None
+        if kept is not None:
+            now, deletes = listing.against(kept)
+        else:
+            now = listing.etags()
+            now, deletes = dict(now.items() - known.items()), absent(known, now)
+        changed = sorted(now)
         settled = {k: v for k, v in was.items() if k != key}  # stored with the first batch
         if not (changed or deletes):
             settled[key] = note  # stored with the end of this listing
+            self._keep(key, listing)
         if settled != was:
             self.ctx.set_state(_SETTLED, settled)
         batch = ChangeBatch(deletes=deletes, total=len(changed))
+        whole = True  # every changed file was read: the ledger will hold this listing
         for name in changed:
             try:
                 batch.upserts.append(RawObject(href=name, etag=now[name], data=_read(folder / name)))
             except FileNotFoundError:
-                continue  # removed while we listed: the next pass sees it gone
+                whole = False  # removed while we listed: the next pass sees it gone
+                continue
             except OSError as exc:
+                whole = False
                 log.warning("account %s: %s: cannot read: %s", self.name, folder / name, exc.strerror)
             if len(batch.upserts) >= BATCH:
                 yield batch
                 batch = ChangeBatch()
         if batch.upserts or batch.deletes:
             yield batch
+        if whole and settled.get(key) != note:
+            # The core asks past the last batch once that batch is in; it commits this
+            # state with the end of the listing, so the next pass starts settled.
+            self.ctx.set_state(_SETTLED, {**settled, key: note})
+            self._keep(key, listing)
         return None
+
+    def _kept_path(self, key: str) -> Path | None:
+        cache = self.ctx.cache
+        if cache is None:
+            return None
+        name = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+        return cache / f"vdir-{name}.listing"
+
+    def _keep(self, key: str, listing: _Listing) -> None:
+        """Keep ``listing`` in the account's cache (written whole or not at all; a
+        cache that cannot be written only costs comparisons with the ledger)."""
+        path = self._kept_path(key)
+        if path is None:
+            return
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            data = listing.dump()
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except (OSError, OverflowError) as exc:  # OverflowError: an mtime past 2262
+            log.debug("account %s: cannot keep the listing of %s: %s", self.name, key, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+    def _kept(self, key: str, digest: str) -> _Listing | None:
+        """The kept listing of ``key`` if it is the one of ``digest`` (the settled note)."""
+        path = self._kept_path(key)
+        if path is None:
+            return None
+        try:
+            kept = _Listing.load(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return kept if kept.digest() == digest else None
 
     # -- task sink -------------------------------------------------------------
     def _tasks(self) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from syncd import plugins
 from syncd.config import Config
@@ -26,8 +27,10 @@ class Accounts:
 
     def __init__(self, config: Config, ledger: Ledger, dry_run: bool = False,
                  registry: Mapping[str, type] | None = None,
-                 secrets: tuple[Callable[[str], str], Callable[[str, str], None]] | None = None) -> None:
+                 secrets: tuple[Callable[[str], str], Callable[[str, str], None]] | None = None,
+                 cache: Path | None = None) -> None:
         self.config = config
+        self.cache = None if dry_run else cache  # a dry run writes nothing anywhere
         self.ledger = ledger
         self.dry_run = dry_run
         self.registry = registry
@@ -42,7 +45,8 @@ class Accounts:
             with self.ledger.transaction():
                 self.ledger.ensure_account(name, acc.type)
             ctx = AccountContext(account=name, timezone=self.config.timezone,
-                                 state_dict=self.ledger.connector_state(name))
+                                 state_dict=self.ledger.connector_state(name),
+                                 cache=self.cache / "accounts" / name if self.cache is not None else None)
             if self.secrets is not None:
                 ctx.get_secret, ctx.put_secret = self.secrets
             if self.dry_run:

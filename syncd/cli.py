@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from syncd import __version__, clock, config, errors, output
+from syncd import __version__, clock, config, errors, output, paths
 from syncd import log as logsetup
 from syncd.errors import EX_FAILED, EX_OK, EX_USAGE, SyncdError
 from syncd.ledger import Ledger, disk_full, full_disk_error, iso
@@ -277,7 +277,7 @@ def _pass(args: argparse.Namespace, backfill: bool) -> int:
         unlisted = logsetup.listed_elsewhere() if args.verbose == 0 else contextlib.nullcontext()
         with _progress(not args.quiet) as progress, unlisted:
             engine = Engine(cfg, ledger, dry_run=dry_run, progress=_between_steps(progress, args),
-                            allow_empty=allow_empty)
+                            allow_empty=allow_empty, cache=paths.cache_dir())
             try:
                 result = engine.run_pass(since=since)
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from syncd import secrets
@@ -15,7 +16,8 @@ class AccountContext:
     """Secrets from ``syncd.secrets``; connector state in a dict the engine persists.
 
     ``state_dict`` is loaded from the ledger before the pass and saved with it, so a
-    connector's discovery cache or id map commits with the data it describes.
+    connector's discovery cache or id map commits with the data it describes. ``cache``
+    is the account's folder for what the connector can always rebuild.
     """
 
     account: str
@@ -24,6 +26,7 @@ class AccountContext:
     get_secret: Callable[[str], str] = secrets.get
     put_secret: Callable[[str, str], None] = secrets.put
     dirty: bool = False
+    cache: Path | None = None
 
     def secret(self) -> str:
         """The account's secret."""

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import schedule
 
-from syncd import clock, config, lock, notify
+from syncd import clock, config, lock, notify, paths
 from syncd import log as logsetup
 from syncd.config import Config
 from syncd.errors import EX_OK, EX_TEMPFAIL, LockedError, SyncdError
@@ -509,7 +509,9 @@ def run(config_path: Path | None, verbosity: int = 0) -> int:
     try:
         ledger = Ledger.open(cfg.ledger)
         try:
-            daemon = Daemon(cfg, ledger, lambda c, led, progress: Engine(c, led, progress=progress))  # type: ignore[arg-type]
+            cache = paths.cache_dir()
+            daemon = Daemon(cfg, ledger, lambda c, led, progress: Engine(c, led, progress=progress,  # type: ignore[arg-type]
+                                                                         cache=cache))
             return daemon.serve()
         finally:
             ledger.close()

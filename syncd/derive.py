@@ -113,6 +113,8 @@ class Derivation:
     #: people given the changed meetings on top of their stored ones: of their
     #: interaction rows, only those of ``uids`` can have changed
     spliced: set[str] = field(default_factory=set)
+    #: the bases stored when it was derived (what ``put_derivation`` compares with)
+    before: dict[str, str] | None = None
 
 
 def _basis(p: Person, addresses: Iterable[str]) -> str:
@@ -268,7 +270,7 @@ class Derive:
         for k in self.ledger.people_ids() - dirty - done:
             kept |= groups.get(k, set()) | {k}
         return Derivation(people, False, key, day, frozenset(kept), dirty - done,
-                          _bases(people, bases), index, None, uids, stale, directory, topped & done)
+                          _bases(people, bases), index, None, uids, stale, directory, topped & done, before)
 
     def _on_top(self, people: list[Person], keys: set[str], uids: set[str], before: dict[str, str],
                 groups: dict[str, set[str]]) -> list[Person]:
@@ -337,8 +339,9 @@ class Derive:
             people, remembered = book.attach(stream(), now, horizon, deduped=True)
         self._remember(remembered, known)
         derived = _bases(people, bases)
-        return Derivation(people, True, key, day, frozenset(), set(self.ledger.bases()) - set(derived), derived, index,
-                          index_key if rebuild else None, uids, self.ledger.stale(), directory)
+        before = self.ledger.bases()
+        return Derivation(people, True, key, day, frozenset(), set(before) - set(derived), derived, index,
+                          index_key if rebuild else None, uids, self.ledger.stale(), directory, before=before)
 
     def _directory(self, orders: dict[int, int], me: frozenset[str], s: infer.Settings, known: infer.Identity,
                    key: str) -> tuple[infer.Directory, dict[str, set[str]], dict[str, str], str | None]:
@@ -420,7 +423,7 @@ class Derive:
         with self.ledger.transaction():
             self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped,
                                        spliced=(d.spliced, d.uids or set()))
-            self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale)
+            self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale, d.before)
             self.ledger.set_meta("derived", f"{d.key}|{d.day}|{self.now().isoformat()}" if valid else "")
             if d.rebuild is not None:
                 self.ledger.set_meta("indexed", d.rebuild)

@@ -15,6 +15,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncd import clock, errors
@@ -77,13 +78,16 @@ class Engine:
         registry: Mapping[str, type] | None = None,
         allow_empty: Iterable[str] = (),
         secrets: tuple[Callable[[str], str], Callable[[str, str], None]] | None = None,
+        cache: Path | None = None,
     ) -> None:
         self.config = config
         self.ledger = _copy_to_memory(ledger) if dry_run else ledger
         self.dry_run = dry_run
         self.now = now
         # secrets: (get, put) instead of the keyring's, e.g. a team member's vault
-        self.accounts = Accounts(config, self.ledger, dry_run, registry, secrets)
+        # cache: where connectors may keep what they can rebuild (``paths.cache_dir()``
+        # for the command and the daemon; None: nowhere)
+        self.accounts = Accounts(config, self.ledger, dry_run, registry, secrets, cache)
         self.ingest = Ingest(config, self.ledger, self.accounts, now, progress, allow_empty)
         self.derive = Derive(config, self.ledger, now)
         self.writeback = WriteBack(config, self.ledger, now, dry_run)

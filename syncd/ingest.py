@@ -169,10 +169,10 @@ class Ingest:
     def _apply(self, account: str, coll: Collection, cid: int, obj: RawObject,
                start: dt.datetime, end: dt.datetime) -> int:
         """Store one object and what it implies; returns 1 if (part of) it was skipped."""
-        from syncd import events, vcard  # parsers load only when something changed
-
         skipped = 0
         if coll.kind == CONTACTS:
+            from syncd import vcard  # each parser loads only when something of its kind changed
+
             records = []
             for item in vcard.parse(obj.data):
                 if isinstance(item, ParseError):
@@ -183,7 +183,7 @@ class Ingest:
             self.ledger.put_object(cid, obj.href, obj.etag, "", [])
             self.ledger.put_contacts(cid, obj.href, records)
             return skipped
-        from syncd import parse_pool
+        from syncd import events, parse_pool
 
         prep = self._pool.take(obj) if self._pool is not None else None
         parsed = None
@@ -311,16 +311,22 @@ class Ingest:
                 bump(self.ledger)
 
 
+#: objects ``_Known`` looks up one by one before it reads the whole collection
+_FEW = 64
+
+
 class _Known(Mapping[str, str]):
     """href -> etag of a collection in the ledger, read when first looked into: a
     connector that can tell nothing changed without it (vdir) asks only ``len``,
-    which is a count."""
+    which is a count, and the first ``_FEW`` objects the core checks are looked up
+    one by one (a pass after a few edits reads a few rows, not 20,000)."""
 
     def __init__(self, ledger: Ledger, collection_id: int) -> None:
         self._ledger = ledger
         self._id = collection_id
         self._etags: dict[str, str] | None = None
         self._count: int | None = None
+        self._looked = 0
 
     @property
     def etags(self) -> dict[str, str]:
@@ -333,10 +339,14 @@ class _Known(Mapping[str, str]):
         return self.etags[href]
 
     def get(self, href: str, default: Any = None) -> Any:  # type: ignore[override]
+        if self._etags is None and self._looked < _FEW:
+            self._looked += 1
+            found = self._ledger.etag_of(self._id, href)
+            return default if found is None else found
         return self.etags.get(href, default)
 
     def __contains__(self, href: object) -> bool:
-        return href in self.etags
+        return (self.get(href) if isinstance(href, str) else None) is not None
 
     def items(self) -> ItemsView[str, str]:
         # The dict's own view: a set difference against it runs in C (a folder of

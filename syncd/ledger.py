@@ -1019,10 +1019,12 @@ class Ledger:
 
     @_writes
     def put_derivation(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]], bases: dict[str, str],
-                       dropped: Iterable[str], uids: Iterable[str] | None, stale: Iterable[str]) -> None:
+                       dropped: Iterable[str], uids: Iterable[str] | None, stale: Iterable[str],
+                       old: Mapping[str, str] | None = None) -> None:
         """Store the derivation's own state (inside the transaction that stores people):
         the index of ``index``'s UIDs, each person's basis, and that the changes it
-        consumed (``uids``, None: every one; ``stale``) are derived."""
+        consumed (``uids``, None: every one; ``stale``) are derived. ``old``: the bases
+        as stored (``bases``), when the caller has read them."""
         # first: the pages they free take the index's new rows (after a backfill, 20,000
         # UIDs would leave a megabyte of free pages in the file)
         if uids is None:
@@ -1031,7 +1033,7 @@ class Ledger:
             self.conn.executemany("DELETE FROM touched WHERE uid=?", [(u,) for u in uids])
         self.conn.executemany("DELETE FROM stale WHERE person=?", [(p,) for p in stale])
         self.put_index(index)
-        old = self.bases()
+        old = self.bases() if old is None else old
         self.conn.executemany("DELETE FROM bases WHERE person=?", [(p,) for p in dropped if p in old])
         self.conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?)",
                               [(k, self._pack(v)) for k, v in bases.items() if old.get(k) != v])
@@ -1374,6 +1376,12 @@ class Ledger:
         """How many objects a collection holds (``len(etags(...))`` without reading them)."""
         row = self.conn.execute("SELECT count(*) FROM objects WHERE collection=?", (collection_id,)).fetchone()
         return int(row[0])
+
+    def etag_of(self, collection_id: int, href: str) -> str | None:
+        """The etag of one object (None: the collection holds no such object)."""
+        row = self.conn.execute("SELECT etag FROM objects WHERE collection=? AND href=?",
+                                (collection_id, href)).fetchone()
+        return None if row is None else str(row[0])
 
 
 def _collection(row: sqlite3.Row) -> CollectionRow:

@@ -3,6 +3,8 @@
 - vdir's ``settled`` note: an unchanged folder is neither compared nor read, but a
   pass that stopped between batches, a collection dropped and configured again, or a
   lost connector state always compare in full;
+- vdir's kept listing: a changed folder is compared with the listing its note stands
+  for, not with the ledger, and finds exactly what the ledger would;
 - the entry-point cache: a connector installed, removed or changed is seen by the next
   run, through the ``syncd`` command; a dry run writes no cache.
 """
@@ -17,11 +19,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from syncd import config
 from syncd.context import AccountContext
 from syncd.engine import Engine
 from syncd.ledger import Ledger
+from syncd_connectors import vdir
 from syncd_connectors.base import Collection
 from syncd_connectors.vdir import VdirConnector
 from tests.helpers import World, event
@@ -61,12 +66,38 @@ def _list(conn: VdirConnector, coll: Collection, known: Mapping[str, str]) -> di
     return {o.href: o.etag for b in conn.changes(coll, None, known, since) for o in b.upserts}
 
 
-def test_an_unchanged_folder_is_settled_after_one_listing_without_changes(tmp_path: Path) -> None:
+def test_a_folder_is_settled_by_a_listing_that_ended(tmp_path: Path) -> None:
     conn, coll = _folder(tmp_path, 3)
     known = _list(conn, coll, {})
-    assert len(known) == 3 and not conn.ctx.state("settled")  # it changed things: no note
-    assert _list(conn, coll, known) == {}  # nothing to change: the note is taken
-    assert _list(conn, coll, Untouchable(3)) == {}  # and spares the comparison
+    assert len(known) == 3 and conn.ctx.state("settled")  # its batches are in: it notes its listing
+    assert _list(conn, coll, Untouchable(3)) == {}  # which spares the next comparison
+    (tmp_path / "cal" / "e1.ics").write_text(event("e1", "20260611T100000", "Moved"), newline="")
+    changes = conn.changes(coll, None, known, dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    assert [o.href for o in next(changes).upserts] == ["e1.ics"]
+    assert not conn.ctx.state("settled")  # a listing that changes something removes it first
+    assert list(changes) == [] and conn.ctx.state("settled")  # and notes its own once it ended
+
+
+def test_a_listing_that_could_not_read_a_file_leaves_the_folder_unsettled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed file that could not be read keeps its old etag in the ledger while the
+    folder lists its new one: the next listing must compare, and read it once it can."""
+    conn, coll = _folder(tmp_path, 3)
+    known = _list(conn, coll, {})
+    (tmp_path / "cal" / "e1.ics").write_text(event("e1", "20260611T100000", "Moved"), newline="")
+    real = vdir._read
+
+    def denied(path: Path) -> str:
+        if path.name == "e1.ics":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(vdir, "_read", denied)
+    assert _list(conn, coll, known) == {} and not conn.ctx.state("settled")
+    monkeypatch.setattr(vdir, "_read", real)
+    with pytest.raises(AssertionError, match="known was read"):
+        _list(conn, coll, Untouchable(3))
+    assert list(_list(conn, coll, known)) == ["e1.ics"]
 
 
 def test_a_settled_folder_is_compared_when_anything_moved(tmp_path: Path) -> None:
@@ -93,6 +124,133 @@ def test_a_folder_that_is_calendar_and_address_book_settles_as_both(tmp_path: Pa
     _list(conn, cal, events)
     _list(conn, book, cards)  # each settles under its own kind
     assert _list(conn, cal, Untouchable(2)) == {} and _list(conn, book, Untouchable(1)) == {}
+
+
+# -- vdir: the kept listing ---------------------------------------------------------------
+def test_a_kept_listing_spares_the_ledger_when_a_folder_changed(tmp_path: Path) -> None:
+    conn, coll = _folder(tmp_path, 3)
+    conn.ctx.cache = tmp_path / "cache"
+    known = _list(conn, coll, {})
+    (tmp_path / "cal" / "e1.ics").write_text(event("e1", "20260611T100000", "Moved"), newline="")
+    (tmp_path / "cal" / "e2.ics").unlink()
+    (tmp_path / "cal" / "e3.ics").write_text(event("e3", "20260612T100000"), newline="")
+    changes = conn.changes(coll, None, Untouchable(3), dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    batches = list(changes)
+    assert [o.href for b in batches for o in b.upserts] == ["e1.ics", "e3.ics"]
+    assert [h for b in batches for h in b.deletes] == ["e2.ics"]
+    [kept] = (tmp_path / "cache").iterdir()
+    assert kept.stat().st_mode & 0o777 == 0o600 and len(known) == 3
+
+
+def test_a_kept_listing_that_is_not_the_noted_one_is_not_used(tmp_path: Path) -> None:
+    """Another ledger's listing of the same folder, a cut file, a lost cache, or a
+    ledger holding another count: the folder is compared with the ledger."""
+    conn, coll = _folder(tmp_path, 3)
+    conn.ctx.cache = tmp_path / "cache"
+    known = _list(conn, coll, {})
+    [kept] = (tmp_path / "cache").iterdir()
+    (tmp_path / "cal" / "e1.ics").write_text(event("e1", "20260611T100000", "Moved"), newline="")
+    other = VdirConnector("a", {"calendars": [tmp_path / "cal"]},
+                          AccountContext(account="a", state_dict={}, cache=tmp_path / "cache"))
+    _list(other, coll, {})  # keeps the new listing under the same name
+    with pytest.raises(AssertionError, match="known was read"):
+        _list(conn, coll, Untouchable(3))
+    kept.write_bytes(kept.read_bytes()[:-5])
+    with pytest.raises(AssertionError, match="known was read"):
+        _list(conn, coll, Untouchable(3))
+    kept.unlink()
+    with pytest.raises(AssertionError, match="known was read"):
+        _list(conn, coll, Untouchable(3))
+    assert list(_list(conn, coll, known)) == ["e1.ics"]
+
+
+_FILES = st.sampled_from([f"f{i}.ics" for i in range(6)])
+_STEP = st.tuples(st.sampled_from(["write", "delete", "touch", "resize", "unreadable"]), _FILES)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rounds=st.lists(st.lists(_STEP, max_size=5), min_size=1, max_size=6))
+def test_a_kept_listing_finds_what_the_ledger_finds(tmp_path_factory: pytest.TempPathFactory,
+                                                   rounds: list[list[tuple[str, str]]]) -> None:
+    """For any edits between listings (files written, deleted, touched, rewritten with
+    their old mtime, or unreadable for one listing), a connector with a kept listing reports the same changes as one
+    that always compares with the ledger, and both leave the ledger as the folder is."""
+    root = tmp_path_factory.mktemp("kept")
+    folder = root / "cal"
+    folder.mkdir()
+    fast = VdirConnector("a", {"calendars": [folder]}, AccountContext(account="a", state_dict={}, cache=root / "c"))
+    slow = VdirConnector("a", {"calendars": [folder]}, AccountContext(account="a", state_dict={}))
+    [coll] = fast.collections()
+    ledgers: dict[str, dict[str, str]] = {"fast": {}, "slow": {}}
+    tick = 1_700_000_000 * 10**9
+    real = vdir._read
+    for n, steps in enumerate(rounds):
+        denied = set()
+        for what, name in steps:
+            path = folder / name
+            tick += 10**9
+            if what == "write":
+                path.write_text(event(name, "20260610T100000", "x" * (tick % 7)), newline="")
+                os.utime(path, ns=(tick, tick))
+            elif what == "delete":
+                path.unlink(missing_ok=True)
+            elif what == "touch" and path.exists():
+                os.utime(path, ns=(tick, tick))
+            elif what == "resize" and path.exists():  # as a restore does: another size, the same mtime
+                was = path.stat()
+                path.write_text(path.read_text() + "X-EXTRA:1\r\n", newline="")
+                os.utime(path, ns=(was.st_atime_ns, was.st_mtime_ns))
+            elif what == "unreadable":
+                denied.add(name)
+
+        def reading(path: Path, denied: set[str] = denied) -> str:
+            if path.name in denied:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        vdir._read = reading
+        try:
+            seen = {}
+            for who, conn in (("fast", fast), ("slow", slow)):
+                known, found = ledgers[who], []
+                for b in conn.changes(coll, None, dict(known), dt.datetime(2000, 1, 1, tzinfo=dt.UTC)):
+                    known.update((o.href, o.etag) for o in b.upserts)
+                    for href in b.deletes:
+                        known.pop(href, None)
+                    found.append(([o.href for o in b.upserts], b.deletes))
+                seen[who] = found
+        finally:
+            vdir._read = real
+        assert seen["fast"] == seen["slow"], f"round {n}"
+        assert ledgers["fast"] == ledgers["slow"]
+        if not denied:
+            assert ledgers["fast"] == vdir._scan(folder, ".ics")
+
+
+def test_syncd_keeps_listings_privately_and_sees_each_change(tmp_path: Path) -> None:
+    """Through the ``syncd`` command: the kept listings are private, and the passes
+    after edits, with the cache kept, lost or cut, see every change."""
+    world = World(tmp_path)
+    world.add_event("e0", event("e0", "20260610T100000", "Meeting", ["ana@example.com"]))
+    world.run("sync")
+    folder = world.root / ".cache" / "syncd" / "accounts" / "files"
+    kept = sorted(folder.iterdir())
+    assert kept and folder.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in kept)
+    world.add_event("e1", event("e1", "20260611T100000", "Lunch", ["bob@example.com"]))
+    world.run("sync")
+    assert {"ana@example.com", "bob@example.com"} <= set(world.people())
+    (world.cal / "e0.ics").unlink()
+    world.add_event("e2", event("e2", "20260612T100000", "Coffee", ["cy@example.com"]))
+    for path in folder.iterdir():
+        path.write_bytes(path.read_bytes()[:40])
+    world.run("sync")
+    shutil.rmtree(folder)
+    world.add_event("e3", event("e3", "20260613T100000", "Tea", ["dee@example.com"]))
+    world.run("sync")
+    people = world.people()
+    assert "ana@example.com" not in people
+    assert {"bob@example.com", "cy@example.com", "dee@example.com"} <= set(people)
 
 
 def _personal(world: World) -> dict[str, str] | None:
