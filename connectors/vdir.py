@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from syncd.config import expanded_path
+from syncd.paths import private_dir
 from syncd_connectors.base import (
     CONTACTS,
     EVENTS,
@@ -325,7 +326,7 @@ class VdirConnector(EventSource, ContactSource, TaskSink):
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             data = listing.dump()
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(path.parent)
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)

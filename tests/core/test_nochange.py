@@ -235,7 +235,7 @@ def test_syncd_keeps_listings_privately_and_sees_each_change(tmp_path: Path) -> 
     world.run("sync")
     folder = world.root / ".cache" / "syncd" / "accounts" / "files"
     kept = sorted(folder.iterdir())
-    assert kept and folder.stat().st_mode & 0o777 == 0o700
+    assert kept and all(f.stat().st_mode & 0o777 == 0o700 for f in (folder, folder.parent))
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in kept)
     world.add_event("e1", event("e1", "20260611T100000", "Lunch", ["bob@example.com"]))
     world.run("sync")
