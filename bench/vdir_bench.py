@@ -213,7 +213,7 @@ def opened_during_sync(root: Path) -> int:
     def hook(event: str, args: tuple[object, ...]) -> None:
         if state["on"] and event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
             path = os.path.abspath(os.fsdecode(args[0]))  # type: ignore[arg-type]
-            if path.startswith(watched):
+            if path.startswith(watched) and not os.path.isdir(path):  # a folder is listed, not read
                 state["count"] += 1
 
     sys.addaudithook(hook)  # hooks cannot be removed: this one is switched off after use

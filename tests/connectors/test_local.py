@@ -140,7 +140,7 @@ _WATCH: list[str] = []
 def _audit(name: str, args: tuple[Any, ...]) -> None:
     if name == "open" and _WATCH and args and isinstance(args[0], str | bytes | os.PathLike):
         path = os.fsdecode(args[0])
-        if any(path.startswith(w) for w in _WATCH):
+        if any(path.startswith(w) for w in _WATCH) and not os.path.isdir(path):  # a folder is listed, not read
             _OPENS.append(path)
 
 
