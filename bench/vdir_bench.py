@@ -239,11 +239,20 @@ for top in sys.argv[1:]:
 """
 
 
-def stat_baseline(root: Path) -> float:
-    """Median seconds of a bare Python process stat-ing every .ics/.vcf file (the floor
-    of a pass that must notice any change)."""
-    py = sys.executable
-    return median_of(3, [py, "-c", STAT_ALL, str(root / "calendars"), str(root / "contacts")], root)
+def stat_command(root: Path) -> list[str]:
+    """A bare Python process stat-ing every .ics/.vcf file (the floor of a pass that
+    must notice any change)."""
+    return [sys.executable, "-c", STAT_ALL, str(root / "calendars"), str(root / "contacts")]
+
+
+def interleaved(n: int, cmds: list[list[str]], cwd: Path) -> list[float]:
+    """Median seconds of each command over ``n`` rounds that run them in turn, so that
+    a ratio between them sees one machine load (this machine's speed drifts)."""
+    times: list[list[float]] = [[] for _ in cmds]
+    for _ in range(n):
+        for k, cmd in enumerate(cmds):
+            times[k].append(timed(cmd, cwd))
+    return [statistics.median(t) for t in times]
 
 
 def source_bytes(root: Path) -> int:
@@ -412,9 +421,7 @@ def main() -> int:
         if args.only_backfill:
             return report(args, base, back, rss_mb, sizes, khal_s, None)
         opened = opened_during_sync(root)
-        startup = median_of(3, [py, "-c", "pass"], root)
-        stat_s = stat_baseline(root)
-        nochange = median_of(3, [*syncd, "sync"], root)
+        startup, stat_s, nochange = interleaved(7, [[py, "-c", "pass"], stat_command(root), [*syncd, "sync"]], root)
         after10 = statistics.median(_after_edits(files, args.seed + 10 * r, args.contacts, syncd, root) for r in range(3))
         learn = {}
         for k, on in enumerate((False, True)):
