@@ -284,6 +284,10 @@ DROP TABLE touched_v3
 
 #: SQLite's default limit of host parameters is 999 before 3.32: stay under it
 _CHUNK = 500
+#: interaction rows ``replace_people`` hands on at once: a whole ledger's would not
+#: fit, and each hand-over looks up the meetings it names (fewer, bigger ones find a
+#: meeting of several people once)
+_ROWS_AT_ONCE = 20_000
 
 
 def _chunks(items: Iterable[T]) -> Iterator[list[T]]:
@@ -1180,7 +1184,7 @@ class Ledger:
         for person in people:
             if person in partial:
                 continue
-            if held >= _CHUNK:  # a few people at a time: a whole ledger's rows would not fit
+            if held >= _ROWS_AT_ONCE:  # some people at a time: a whole ledger's rows would not fit
                 self._put_interactions(changed)
                 changed, held = {}, 0
             rows = [_met(i) for i in interactions.get(person, ())]
