@@ -79,6 +79,30 @@ def test_a_meeting_is_stored_once_and_goes_with_its_last_row(led: Ledger) -> Non
     assert led.conn.execute("SELECT count(*) FROM met").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("at_once", [1, 3, 7])
+def test_people_handed_on_in_parts_store_what_one_hand_over_does(
+        tmp_path: Path, led: Ledger, monkeypatch: pytest.MonkeyPatch, at_once: int) -> None:
+    """``replace_people`` hands interaction rows on some people at a time: a meeting
+    shared by people of different parts (and a person alone over the limit) is stored
+    once, with every row naming it, as when everyone goes at once."""
+    def meet(k: int, day: int) -> Interaction:
+        return Interaction(f"p{k}", f"u{day}", "", T + day * DAY, None, f"M{day}", "a", "one", 2, day % 2 == 0)
+
+    people = {f"p{k}": [meet(k, d) for d in range(6) if (d + k) % 3 != 0] for k in range(5)}
+    one = Ledger.open(tmp_path / "one.sqlite3")
+    try:
+        for ledger, limit in ((one, 10**6), (led, at_once)):
+            monkeypatch.setattr(L, "_ROWS_AT_ONCE", limit)
+            with ledger.transaction():
+                ledger.replace_people({k: "{}" for k in people}, {}, people)
+        tables = {t: sorted(tuple(r) for r in one.conn.execute(f"SELECT * FROM {t}"))
+                  for t in ("interactions", "meetings", "histories")}
+        assert tables == {t: sorted(tuple(r) for r in led.conn.execute(f"SELECT * FROM {t}")) for t in tables}
+        assert sum(r[-1] for r in tables["meetings"]) == sum(map(len, people.values()))  # refs count every row
+    finally:
+        one.close()
+
+
 def test_rows_of_one_hash_are_each_found_again(led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(L, "_hash_id", lambda key: 7)  # every id clashes
     index = {f"u{i}": ((f"a{i}@x",), ()) for i in range(L._WINDOW)}
