@@ -1175,9 +1175,17 @@ class Ledger:
             self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",  # packed one at a time
                                   ((k, self._pack(v)) for k, v in texts.items() if old.get(k) != v))
         partial, uids = spliced
-        self._put_interactions({k: [_met(i) for i in interactions.get(k, ())] for k in partial}, uids)
-        # Their digest is unknown now: the next derivation of their whole history writes it.
-        self.conn.executemany("DELETE FROM histories WHERE person=?", [(k,) for k in partial])
+        added = {k: _deduped([_met(i) for i in interactions.get(k, ())]) for k in partial}
+        removed = self._put_interactions(added, uids)
+        # A digest is a sum over rows: the rows that went are taken out of it, those that
+        # came are added (a digest of another form goes: the next derivation of their
+        # whole history writes it).
+        kept = self._texts("histories", "person", "digest", partial)
+        self.conn.executemany("INSERT OR REPLACE INTO histories VALUES (?, ?)", [
+            (k, _digest(rows, _digest_sum(kept[k]) - _row_sum(removed.get(k, ()))))
+            for k, rows in added.items() if k in kept and kept[k].startswith(_DIGEST)])
+        self.conn.executemany("DELETE FROM histories WHERE person=?",
+                              [(k,) for k in partial if k in kept and not kept[k].startswith(_DIGEST)])
         digests = self._texts("histories", "person", "digest", people if dropped is not None else None)
         changed: dict[str, list[_Met]] = {k: [] for k in gone}
         held = 0
@@ -1187,10 +1195,10 @@ class Ledger:
             if held >= _ROWS_AT_ONCE:  # some people at a time: a whole ledger's rows would not fit
                 self._put_interactions(changed)
                 changed, held = {}, 0
-            rows = [_met(i) for i in interactions.get(person, ())]
-            # (schema 3's digests were of other rows: the first derivation after the
-            # upgrade writes every history once more)
-            digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:32]
+            rows = _deduped([_met(i) for i in interactions.get(person, ())])
+            # (digests of another form, schema 3's or before sums: the first derivation
+            # that meets them writes the history once more)
+            digest = _digest(rows)
             if digests.get(person) == digest:
                 continue
             changed[person] = rows
@@ -1198,17 +1206,21 @@ class Ledger:
             self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
         self._put_interactions(changed)
 
-    def _put_interactions(self, people: Mapping[str, list[_Met]], uids: set[str] | None = None) -> None:
+    def _put_interactions(self, people: Mapping[str, list[_Met]], uids: set[str] | None = None
+                          ) -> dict[str, list[_Met]]:
         """Replace the interaction rows of ``people`` (no rows: the person goes), each
         a meeting (``_Met``), how many others and whether the user organised it.
-        ``uids``: replace only their rows of meetings of these UIDs (their others stay).
+        ``uids``: replace only their rows of meetings of these UIDs (their others stay);
+        returns the rows that went (with ``uids`` only).
 
         A meeting is stored once, however many people met at it: ``met`` names it by
         id, and ``meetings.refs`` counts those rows, so a meeting goes with its last one.
         """
+        removed: dict[str, list[_Met]] = {}
         if not people:
-            return
+            return removed
         keys = self._person_keys(people, create=True)
+        names = {v: k for k, v in keys.items()}
         delta: collections.Counter[int] = collections.Counter()
         old: list[tuple[int, int]] = []
         for batch in _chunks(sorted(people)):
@@ -1219,10 +1231,14 @@ class Ledger:
                                          persons).fetchall()
                 continue
             for some in _chunks(sorted(uids)):
-                old += self.conn.execute(
-                    f"SELECT i.person, i.meeting FROM met i JOIN meetings m ON m.id = i.meeting "
-                    f"WHERE i.person IN ({marks}) AND m.uid IN ({','.join('?' * len(some))})",
-                    [*persons, *some]).fetchall()
+                for r in self.conn.execute(
+                        "SELECT i.person, i.meeting, m.uid, m.recurrence_id, m.start, m.end, m.summary, c.account, "
+                        "c.calendar, i.others, i.organised FROM met i JOIN meetings m ON m.id = i.meeting "
+                        "JOIN calendars c ON c.id = m.calendar "
+                        f"WHERE i.person IN ({marks}) AND m.uid IN ({','.join('?' * len(some))})",
+                        [*persons, *some]):
+                    old.append((r[0], r[1]))
+                    removed.setdefault(names[r[0]], []).append((tuple(r[2:9]), r[9], r[10]))
         for _, meeting in old:
             delta[meeting] -= 1
         if uids is None:
@@ -1232,12 +1248,7 @@ class Ledger:
         ids, _ = self._place({row: _hash_id(row) for rows in people.values() for row, _, _ in rows}, self._meetings)
         met = []
         for person, rows in people.items():
-            seen: set[tuple[Any, ...]] = set()
-            for row, others, organised in rows:
-                # as schema 3's key (person, start, uid, recurrence_id): the first one counts
-                if (row[2], row[0], row[1]) in seen:
-                    continue
-                seen.add((row[2], row[0], row[1]))
+            for row, others, organised in _deduped(rows):
                 met.append((keys[person], ids[row], others, organised))
                 delta[ids[row]] += 1
         self.conn.executemany("INSERT OR IGNORE INTO met VALUES (?, ?, ?, ?)", met)
@@ -1252,6 +1263,7 @@ class Ledger:
                               [(m,) for m, d in delta.items() if m in refs and refs[m] + d <= 0])
         self.conn.executemany("DELETE FROM person_keys WHERE id=?", [(keys[k],) for k, rows in people.items()
                                                                      if not rows and uids is None])
+        return removed
 
     def _person_keys(self, people: Iterable[str], create: bool = False) -> dict[str, int]:
         """person id -> its ``person_keys`` integer (made for those without one if ``create``)."""
@@ -1478,6 +1490,37 @@ def _met(i: Interaction) -> _Met:
     """An interaction as the row to store."""
     return ((i.uid, i.recurrence_id, _epoch(i.start), None if i.end is None else _epoch(i.end), i.summary, i.account,
              i.calendar), i.others, int(i.organised))
+
+
+def _deduped(rows: list[_Met]) -> list[_Met]:
+    """The rows a person's history stores: as schema 3's key (person, start, uid,
+    recurrence_id), the first one of a key counts."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for r in rows:
+        key = (r[0][2], r[0][0], r[0][1])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+#: a history's digest: this mark, then the sum of its rows' hashes mod 2**128 (a sum,
+#: so a pass that replaces a few rows updates it from those rows alone)
+_DIGEST = "+"
+
+
+def _row_sum(rows: Iterable[_Met]) -> int:
+    return sum(int.from_bytes(hashlib.blake2b(repr(r).encode(), digest_size=16).digest(), "big") for r in rows)
+
+
+def _digest_sum(digest: str) -> int:
+    return int(digest[len(_DIGEST):], 16)
+
+
+def _digest(rows: Iterable[_Met], base: int = 0) -> str:
+    """The digest of stored rows (``_deduped``), or of ``base`` (a sum) and them."""
+    return f"{_DIGEST}{(base + _row_sum(rows)) % (1 << 128):032x}"
 
 
 def _hash_id(key: str | tuple[Any, ...]) -> int:
