@@ -327,6 +327,15 @@ class VdirConnector(EventSource, ContactSource, TaskSink):
         name = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
         return cache / f"vdir-{name}.listing"
 
+    def _forget_unlisted(self, folder: Path) -> None:
+        """Remove the kept listings of folders no longer configured (one stays behind
+        for each folder ever listed otherwise)."""
+        wanted = {self._kept_path(f"{kind}:{p.absolute()}")
+                  for key, kind in (("calendars", EVENTS), ("addressbooks", CONTACTS)) for p in self._folders(key)}
+        for path in folder.glob("vdir-*.listing"):
+            if path not in wanted:
+                path.unlink(missing_ok=True)
+
     def _keep(self, key: str, listing: _Listing) -> None:
         """Keep ``listing`` in the account's cache (written whole or not at all; a
         cache that cannot be written only costs comparisons with the ledger)."""
@@ -340,6 +349,7 @@ class VdirConnector(EventSource, ContactSource, TaskSink):
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
+            self._forget_unlisted(path.parent)
         except (OSError, OverflowError) as exc:  # OverflowError: an mtime past 2262
             log.debug("account %s: cannot keep the listing of %s: %s", self.name, key, exc)
             with contextlib.suppress(OSError):

@@ -164,6 +164,23 @@ def test_a_kept_listing_that_is_not_the_noted_one_is_not_used(tmp_path: Path) ->
     assert list(_list(conn, coll, known)) == ["e1.ics"]
 
 
+def test_kept_listings_of_folders_no_longer_configured_go(tmp_path: Path) -> None:
+    _folder(tmp_path, 2)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.ics").write_text(event("x", "20260610T100000"), newline="")
+    ctx = AccountContext(account="a", state_dict={}, cache=tmp_path / "cache")
+    both = VdirConnector("a", {"calendars": [tmp_path / "cal", other]}, ctx)
+    for c in both.collections():
+        _list(both, c, {})
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    one = VdirConnector("a", {"calendars": [tmp_path / "cal"]}, ctx)
+    (tmp_path / "cal" / "e2.ics").write_text(event("e2", "20260612T100000"), newline="")
+    [c] = one.collections()
+    assert list(_list(one, c, Untouchable(2))) == ["e2.ics"]  # compared with its kept listing
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [one._kept_path(f"events:{c.id}").name]  # type: ignore[union-attr]
+
+
 _FILES = st.sampled_from([f"f{i}.ics" for i in range(6)])
 _STEP = st.tuples(st.sampled_from(["write", "delete", "touch", "resize", "unreadable"]), _FILES)
 
