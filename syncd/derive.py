@@ -60,6 +60,8 @@ DIRECTORY_FORMAT = "1"
 
 #: a derivation that makes the index anew writes it this many UIDs at a time
 _INDEX_BATCH = 5000
+#: people ``_on_top`` gives their stored meetings at a time
+_ON_TOP_BATCH = 200
 
 #: past this many changed UIDs, starting from scratch costs less than tracing them
 FULL_AT = 2000
@@ -277,26 +279,32 @@ class Derive:
         """Give ``keys`` their stored meetings but those of ``uids`` (whose meetings
         ``people`` holds as derived now); returns the people known by one address among
         them, whom no record brought into ``people``."""
-        stored = self.ledger.meetings_of(keys)
-        stories = self.ledger.stories_of(keys)
         order: Callable[[Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
         by_key = {p.key: p for p in people}
-        entries = self.ledger.entries_of([k for k in keys if k not in by_key])
         extra = []
-        for k in sorted(keys):
-            p = by_key.get(k)
-            if p is None:  # someone known by an address, met in no changed meeting
-                entry = entries.get(k)
-                if entry is None:
-                    continue
-                p = Person(key=k, name=entry["name"], emails=[before[k][len(_STRANGER):]],
-                           aliases=frozenset(groups.get(k, set()) | {k}))
-                extra.append(p)
-            p.meetings = sorted([m for m in p.meetings if m.uid in uids]
-                                + [_meeting(r) for r in stored.get(k, ()) if r[1] not in uids], key=order)
-            p.upcoming = sorted([m for m in p.upcoming if m.uid in uids]
-                                + [_upcoming(u) for u in stories.get(k, {}).get("upcoming", ()) if u["uid"] not in uids],
-                                key=order)
+        every = sorted(keys)
+        shared: dict[Any, Any] = {}  # texts and times, one object each (``meetings_of``)
+        # Some people at a time: on a new day ``keys`` is everyone, and their stored rows
+        # all read at once would sit beside the meetings made of them.
+        for at in range(0, len(every), _ON_TOP_BATCH):
+            batch = every[at:at + _ON_TOP_BATCH]
+            stored = self.ledger.meetings_of(batch, shared)
+            stories = self.ledger.stories_of(batch)
+            entries = self.ledger.entries_of([k for k in batch if k not in by_key])
+            for k in batch:
+                p = by_key.get(k)
+                if p is None:  # someone known by an address, met in no changed meeting
+                    entry = entries.get(k)
+                    if entry is None:
+                        continue
+                    p = Person(key=k, name=entry["name"], emails=[before[k][len(_STRANGER):]],
+                               aliases=frozenset(groups.get(k, set()) | {k}))
+                    extra.append(p)
+                p.meetings = sorted([m for m in p.meetings if m.uid in uids]
+                                    + [_meeting(r) for r in stored.pop(k, ()) if r[1] not in uids], key=order)
+                p.upcoming = sorted([m for m in p.upcoming if m.uid in uids]
+                                    + [_upcoming(u) for u in stories.get(k, {}).get("upcoming", ())
+                                       if u["uid"] not in uids], key=order)
         return extra
 
     def _full(self, now: dt.datetime, me: frozenset[str], key: str, day: str, index_key: str,

@@ -1302,20 +1302,36 @@ class Ledger:
         return out
 
 
-    def meetings_of(self, people: Iterable[str]) -> dict[str, list[tuple[Any, ...]]]:
+    def meetings_of(self, people: Iterable[str], shared: dict[Any, Any] | None = None
+                    ) -> dict[str, list[tuple[Any, ...]]]:
         """person -> their stored interaction rows (person, uid, recurrence_id, start, end,
-        summary, account, calendar, others, organised), by start (times as UTC datetimes)."""
+        summary, account, calendar, others, organised), by start (times as UTC datetimes).
+        ``shared``: one object per equal text and per time (by epoch), across calls. A
+        meeting of five people is five rows; on a new day everyone's rows are read, and
+        each text and time would otherwise be held five times."""
         out: dict[str, list[tuple[Any, ...]]] = {}
         keys = self._person_keys(people)
         names = {v: k for k, v in keys.items()}
+        seen = shared if shared is not None else {}
+        text = seen.setdefault
+
+        def when(epoch: int | None) -> dt.datetime | None:
+            if epoch is None:
+                return None
+            found = seen.get(epoch)
+            if found is None:
+                found = seen[epoch] = _from_epoch(epoch)
+            return found  # type: ignore[no-any-return]
+
         for batch in _chunks(sorted(names)):
             for r in self.conn.execute(
                     "SELECT i.person, m.uid, m.recurrence_id, m.start, m.end, m.summary, c.account, c.calendar, "
                     "i.others, i.organised FROM met i JOIN meetings m ON m.id = i.meeting "
                     "JOIN calendars c ON c.id = m.calendar "
                     f"WHERE i.person IN ({','.join('?' * len(batch))}) ORDER BY i.person, m.start, m.uid", batch):
-                out.setdefault(names[r[0]], []).append(
-                    (names[r[0]], r[1], r[2], _from_epoch(r[3]), _from_epoch(r[4]), *tuple(r)[5:]))
+                key = names[r[0]]
+                out.setdefault(key, []).append((key, text(r[1], r[1]), text(r[2], r[2]), when(r[3]), when(r[4]),
+                                                text(r[5], r[5]), text(r[6], r[6]), text(r[7], r[7]), r[8], r[9]))
         return out
 
     def stories_of(self, people: Iterable[str]) -> dict[str, dict[str, Any]]:

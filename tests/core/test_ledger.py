@@ -67,6 +67,10 @@ def test_a_meeting_is_stored_once_and_goes_with_its_last_row(led: Ledger) -> Non
     store({"p": [lunch, call], "q": [Interaction("q", *list(lunch.__dict__.values())[1:])]})
     assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 2
     assert [r[1] for r in led.meetings_of(["q"])["q"]] == ["u"]
+    shared: dict[object, object] = {}
+    p_rows, q_rows = led.meetings_of(["p"], shared)["p"], led.meetings_of(["q"], shared)["q"]
+    lunch_p = next(r for r in p_rows if r[1] == "u")
+    assert all(a is b for a, b in zip(lunch_p[1:8], q_rows[0][1:8], strict=True) if a is not None)  # held once
     assert led.history("p") == [
         {"start": "2026-06-02T10:00:00Z", "end": None, "summary": "Call", "account": "a", "calendar": "two",
          "others": 2, "organised": False},
