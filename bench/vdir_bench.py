@@ -25,7 +25,10 @@ measures in one run:
   the 10 edits add (sync10 minus no-change) at both sizes;
 - (g) with ``--baseline-src DIR`` (a checkout of an older syncd, e.g. ``git archive``
   of the commit before SPEC §8): median no-change and 10-change passes of that code and
-  of this one, alternating, on the same data (what deriving §8's figures costs).
+  of this one, alternating, on the same data (what deriving §8's figures costs);
+- (i) the first pass of the next day, which plans everyone again from their stored
+  history: its time against a no-change pass that day, and its own peak RSS against the
+  backfill's (run last: the bench's clock does not go back after it).
 
 Run: ``.venv/bin/python bench/vdir_bench.py [--events 20000] [--contacts 2000] [--dir D]``
 (``--events 2000`` for a quick run; ``--only-backfill`` stops after (b), e.g. for the
@@ -448,7 +451,7 @@ def main() -> int:
         base_vs = (against_baseline(root, syncd, args.baseline_src.resolve(), files, args.seed, args.contacts)
                    if args.baseline_src else None)
         passes = Passes(opened, startup, stat_s, nochange, after10, learn, people_json, person_json, hub, base_vs,
-                        scale)
+                        scale, next_day(root))
         return report(args, base, back, rss_mb, sizes, khal_s, passes)
     finally:
         if not args.keep and not args.dir:
@@ -471,6 +474,34 @@ class Passes:
     hub: int
     base_vs: dict[str, tuple[float, float]] | None
     scale: tuple[int, int, dict[str, tuple[float, float]]] | None = None
+    day: tuple[float, float, float] | None = None  # (i): seconds, own peak RSS (MB), that day's no-change
+
+
+# syncd, reporting its own peak RSS at exit (KiB on Linux)
+_PEAK = """\
+import atexit, resource, sys
+atexit.register(lambda: sys.stderr.write(f"maxrss: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n"))
+from syncd import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def next_day(root: Path) -> tuple[float, float, float]:
+    """(i): the first pass of the next day (everyone is planned again from their stored
+    history): seconds and its own peak RSS in MB, then a no-change pass that day. Run
+    last: a clock set back afterwards would derive everything from scratch."""
+    env = {**_env(), "SYNCD_NOW": (NOW + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    cmd = [sys.executable, "-c", _PEAK, "--config", str(root / "config.toml"), "-q", "sync"]
+    out = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=3600)
+        out.append((time.perf_counter() - t0, done))
+        if done.returncode != 0:
+            raise SystemExit(f"next day's sync failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    (took, first), (quiet, _) = out
+    peak = [int(line.split()[1]) for line in first.stderr.splitlines() if line.startswith("maxrss:")]
+    return took, (peak[-1] if peak else 0) / 1024, quiet
 
 
 def report(args: argparse.Namespace, base: float, back: float, rss_mb: float, sizes: tuple[int, int],
@@ -523,6 +554,12 @@ def report(args: argparse.Namespace, base: float, back: float, rss_mb: float, si
                 ("(g) no-change sync, this code", f"{t0_:8.3f} s", f"{t0_ / b0:.2f}x baseline"),
                 ("(g) sync after 10 edits, baseline code", f"{b10:8.3f} s", ""),
                 ("(g) sync after 10 edits, this code", f"{t10:8.3f} s", f"{t10 / b10:.2f}x baseline"),
+            ]
+        if p.day:
+            took, peak, quiet = p.day
+            rows += [
+                ("(i) first pass of the next day", f"{took:8.3f} s", f"{took / quiet:.2f}x that day's no-change"),
+                ("(i) its peak RSS", f"{peak:8.0f} MB", f"{peak / rss_mb:.2f}x the backfill's"),
             ]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'value':>11}  ratio")
