@@ -41,6 +41,8 @@ pytestmark = pytest.mark.servers
 NOW = dt.datetime(2026, 6, 15, 10, 0, tzinfo=dt.UTC)
 EMAILS = [f"p{i}@example.com" for i in range(4)]
 
+#: a request that sends a token (a refused one: the token faults below)
+REFUSED_TOKEN = "sync-token>[^<]"
 #: each fault is a list of ``CountingProxy.fault`` arguments, queued before one pass
 FAULTS: list[list[dict[str, Any]]] = [
     [{"method": "REPORT", "body": "multiget", "keep": 0}],
@@ -49,7 +51,7 @@ FAULTS: list[list[dict[str, Any]]] = [
     [{"method": "REPORT", "body": "sync-collection", "keep": 0, "marker": True}],
     [{"method": "REPORT", "body": "sync-collection", "keep": 1, "marker": True, "times": 2}],
     # the token is refused, and the full re-listing leaves objects out (no marker)
-    [{"method": "REPORT", "body": "sync-token>[^<]", "status": 403},
+    [{"method": "REPORT", "body": REFUSED_TOKEN, "status": 403},
      {"method": "REPORT", "body": "sync-collection", "keep": 1}],
     [{"method": "REPORT", "cut": True, "times": 2}],
     [{"method": "REPORT", "shuffle": True, "times": 4}],
@@ -181,21 +183,33 @@ class LyingServer(RuleBasedStateMachine):
     @rule(which=st.integers(0, len(FAULTS) - 1), n=st.integers(0, 5), day=st.integers(-60, 20),
           who=st.sampled_from(EMAILS))
     def faulty_pass(self, which: int, n: int, day: int, who: str) -> None:
+        faults = FAULTS[which]
+        if faults[0].get("body") == REFUSED_TOKEN and not self._sees_omissions():
+            # The re-listing that leaves objects out is seen only through an object the
+            # ledger knows and the listing omits. It keeps one entry: with two objects
+            # known in each collection, one of them is omitted. With fewer (or before any
+            # token, when it would cut the backfill's own listing), the omission is the
+            # one the module docstring says no client can see: the token is refused alone.
+            faults = faults[:1]
         self.put_event(n, day, [who])  # something to fetch, two at least (one is a GET)
         self.put_event((n + 1) % 6, day + 1, [who])
         before = _objects(self.ledger)
-        for f in FAULTS[which]:
+        for f in faults:
             self.proxy.fault(**f)
         ok = self._pass()
         with self.proxy.lock:
             left = sum(f.times for f in self.proxy.faults)
             self.proxy.faults.clear()
-        if left < sum(int(f.get("times", 1)) for f in FAULTS[which]):
+        if left < sum(int(f.get("times", 1)) for f in faults):
             TRIED[which] += 1  # served at least once
             PASSED_OK[which] += ok
         after = _objects(self.ledger)
         lost = [h for h in before if h in self.on_server and h not in after]
         assert not lost, f"the ledger lost objects the server still has: {lost}"
+
+    def _sees_omissions(self) -> bool:
+        colls = self.ledger.collections("home")
+        return len(colls) == 2 and all(c.cursor and len(self.ledger.etags(c.id)) >= 2 for c in colls)
 
     @rule()
     def clean_pass_equals_backfill(self) -> None:
