@@ -574,7 +574,7 @@ class Ledger:
             people.setdefault(r[0], []).append(((r[1], r[2], _epoch(parse_iso(r[3])),  # type: ignore[arg-type]
                                                  _epoch(parse_iso(r[4])) if r[4] else None,  # type: ignore[arg-type]
                                                  r[5], r[6], r[7]), r[8], r[9]))
-        self._put_interactions(people)
+        self._put_interactions({k: _deduped(rows) for k, rows in people.items()})
         self.conn.execute("DROP TABLE interactions_v3")
         terms: dict[str, tuple[list[str], list[str]]] = {}
         for table, at in (("attend_v3", 0), ("titled_v3", 1)):
@@ -1210,7 +1210,8 @@ class Ledger:
     def _put_interactions(self, people: Mapping[str, list[_Met]], uids: set[str] | None = None
                           ) -> dict[str, list[_Met]]:
         """Replace the interaction rows of ``people`` (no rows: the person goes), each
-        a meeting (``_Met``), how many others and whether the user organised it.
+        a meeting (``_Met``), how many others and whether the user organised it, as
+        stored (``_deduped``: what their digests are made of).
         ``uids``: replace only their rows of meetings of these UIDs (their others stay);
         returns the rows that went (with ``uids`` only).
 
@@ -1249,7 +1250,7 @@ class Ledger:
         ids, _ = self._place({row: _hash_id(row) for rows in people.values() for row, _, _ in rows}, self._meetings)
         met = []
         for person, rows in people.items():
-            for row, others, organised in _deduped(rows):
+            for row, others, organised in rows:
                 met.append((keys[person], ids[row], others, organised))
                 delta[ids[row]] += 1
         self.conn.executemany("INSERT OR IGNORE INTO met VALUES (?, ?, ?, ?)", met)
