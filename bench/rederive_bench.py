@@ -25,10 +25,8 @@ import datetime as dt
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,30 +45,6 @@ def _mark_failed(ledger: Path, drop_digests: bool) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
-
-
-# syncd, reporting at exit how many bytes it handed to write calls (Linux's /proc/self/io)
-_COUNTED = """\
-import atexit, sys
-def _report():
-    with open("/proc/self/io") as io:
-        sys.stderr.write("".join(line for line in io if line.startswith("wchar:")))
-atexit.register(_report)
-from syncd import cli
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
-def _counted(args: list[str], cwd: Path) -> tuple[float, int]:
-    """Seconds of a ``syncd`` run that must succeed, and the bytes it wrote."""
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _COUNTED, *args], cwd=cwd, env=vb._env(), capture_output=True,
-                          text=True, timeout=3600)
-    took = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"syncd {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    wrote = [int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("wchar:")]
-    return took, wrote[-1] if wrote else 0
 
 
 def _restore(saved: Path, ledger: Path) -> None:
@@ -110,9 +84,9 @@ def main() -> int:
             for drop in (False, True):
                 _restore(saved, ledger)
                 _mark_failed(ledger, drop)
-                took, written = _counted([*syncd[3:], "sync"], root)
+                took, said = vb.reported([*syncd[3:], "sync"], root)
                 times[drop].append(took)
-                wrote[drop].append(written)
+                wrote[drop].append(said.get("wchar", 0))
         kept_s, gone_s = statistics.median(times[False]), statistics.median(times[True])
         print(f"{args.events} events, {args.contacts} contacts, {args.passes} passes of 10 edits: "
               f"{kept} of {people} people keep a digest\n")

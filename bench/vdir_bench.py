@@ -477,13 +477,39 @@ class Passes:
     day: tuple[float, float, float] | None = None  # (i): seconds, own peak RSS (MB), that day's no-change
 
 
-# syncd, reporting its own peak RSS at exit (KiB on Linux)
-_PEAK = """\
+# syncd, reporting at exit its own peak RSS (KiB) and the bytes it handed to write
+# calls (``wchar`` of Linux's /proc/self/io)
+_REPORTING = """\
 import atexit, resource, sys
-atexit.register(lambda: sys.stderr.write(f"maxrss: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n"))
+def _report():
+    lines = [f"maxrss: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}"]
+    try:
+        with open("/proc/self/io") as io:
+            lines += [line.strip() for line in io if line.startswith("wchar:")]
+    except OSError:
+        pass
+    sys.stderr.write("\\n".join(lines) + "\\n")
+atexit.register(_report)
 from syncd import cli
 sys.exit(cli.main(sys.argv[1:]))
 """
+
+
+def reported(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, dict[str, int]]:
+    """Seconds of a ``syncd ARGS`` run that must succeed, and what it reported at exit
+    (``maxrss`` in KiB, ``wchar`` in bytes where Linux tells)."""
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _REPORTING, *args], cwd=cwd, env=env or _env(),
+                          capture_output=True, text=True, timeout=3600)
+    took = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"syncd {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    found = {}
+    for line in done.stderr.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("maxrss", "wchar") and value.strip().isdigit():
+            found[name] = int(value)
+    return took, found
 
 
 def next_day(root: Path) -> tuple[float, float, float]:
@@ -491,17 +517,9 @@ def next_day(root: Path) -> tuple[float, float, float]:
     history): seconds and its own peak RSS in MB, then a no-change pass that day. Run
     last: a clock set back afterwards would derive everything from scratch."""
     env = {**_env(), "SYNCD_NOW": (NOW + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    cmd = [sys.executable, "-c", _PEAK, "--config", str(root / "config.toml"), "-q", "sync"]
-    out = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=3600)
-        out.append((time.perf_counter() - t0, done))
-        if done.returncode != 0:
-            raise SystemExit(f"next day's sync failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    (took, first), (quiet, _) = out
-    peak = [int(line.split()[1]) for line in first.stderr.splitlines() if line.startswith("maxrss:")]
-    return took, (peak[-1] if peak else 0) / 1024, quiet
+    args = ["--config", str(root / "config.toml"), "-q", "sync"]
+    (took, first), (quiet, _) = reported(args, root, env), reported(args, root, env)
+    return took, first.get("maxrss", 0) / 1024, quiet
 
 
 def report(args: argparse.Namespace, base: float, back: float, rss_mb: float, sizes: tuple[int, int],
