@@ -461,7 +461,7 @@ def main() -> int:
 
 @dataclass
 class Passes:
-    """What (c) to (g) measured."""
+    """What (c) to (i) measured."""
 
     opened: int
     startup: float
