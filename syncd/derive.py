@@ -261,7 +261,11 @@ class Derive:
                 wanted |= owned.get(p.key, set())
         more = self.ledger.uids_of(wanted - me, book.title_words(whole & cards)) - uids
         occs = fresh + self._decode(self.ledger.occurrences_of(more), orders, where)
-        people, remembered = book.attach(occs, now, now + h, only=(whole | touched) & cards, strangers=strangers)
+        # Someone known by an address and not derived again keeps their id: from scratch,
+        # they would claim it again (a conflict over it put them in ``whole``).
+        keep = {k for k, b in before.items() if b.startswith(_STRANGER) and k not in whole}
+        people, remembered = book.attach(occs, now, now + h, only=(whole | touched) & cards, strangers=strangers,
+                                         held=keep)
         self._remember(remembered, known)
         groups = (remembered or known).groups()
         topped = touched & cards | {k for k in touched if before.get(k, "").startswith(_STRANGER)}

@@ -139,12 +139,17 @@ class Assigner:
             self.out.ids.append(pid)
         return pid
 
-    def finish(self) -> Identity:
-        """Record merges and links of this pass; the new identity to store."""
+    def finish(self, held: Iterable[str] = ()) -> Identity:
+        """Record merges and links of this pass; the new identity to store.
+
+        ``held``: ids that people this pass did not assign keep (someone known by one
+        address, derived in an earlier pass and untouched since): never merged away.
+        """
+        held = set(held)
         for pid, idx in self.taken.items():
             claim = self.claims[idx]
             for other in self.record_ids(claim) | self.email_ids(claim):
-                if other != pid and other not in self.taken:
+                if other != pid and other not in self.taken and other not in held:
                     self.out.merged[other] = pid
             for ref in claim.refs:
                 self.out.links.setdefault(record_link(ref), pid)

@@ -417,7 +417,7 @@ class Directory:
 
     def attach(self, occurrences: Iterable[Occurrence], now: dt.datetime, until: dt.datetime | None = None,
                only: set[str] | None = None, strangers: set[str] | None = None, deduped: bool = False,
-               ) -> tuple[list[Person], Identity | None]:
+               held: Iterable[str] = ()) -> tuple[list[Person], Identity | None]:
         """Give people their counted meetings; see ``derive``.
 
         ``only``: attach meetings to these address-book people (by key) alone and
@@ -425,7 +425,8 @@ class Directory:
         None: everyone. Either way, each returned person's meetings are exact as long
         as ``occurrences`` holds every meeting of theirs (all copies of it).
         ``deduped``: ``occurrences`` are ``dedupe``d already, a UID at a time in UID
-        order (a stream that need not be held whole).
+        order (a stream that need not be held whole). ``held``: the ids of unknown
+        attendees left out by ``strangers`` (they keep them: see ``Assigner.finish``).
         """
         settings, me_set, ignored = self.settings, self.me, self.ignored
         people, by_email, titles = self.people, self.by_email, self.titles
@@ -475,7 +476,7 @@ class Directory:
         if assigner is not None:
             for p in met:
                 p.key = assigner.by_emails(Claim((), (p.emails[0],), p.key))
-            remembered = assigner.finish()
+            remembered = assigner.finish(held)
             groups = remembered.groups()
             for p in people + met:
                 p.aliases = frozenset(groups.get(p.key, ())) | {p.key}
