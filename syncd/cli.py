@@ -295,30 +295,28 @@ def _report(cfg: config.Config, ledger: Ledger, result: Any, dry_run: bool) -> N
     rec = result.reconcile
     for acc in result.accounts:
         if acc.exc is None:
-            out.print(f"{acc.account}: {acc.changed} changes, ok", markup=False)
+            out.print(f"{acc.account}: {acc.changed} changes, ok")
         else:
-            out.print(f"{acc.account}: {acc.changed} changes, FAILED: {errors.message(acc.exc)}", markup=False)
+            out.print(f"{acc.account}: {acc.changed} changes, FAILED: {errors.message(acc.exc)}")
     if dry_run:
         out.print(f"Follow-ups syncd would write: {len(rec.written)}")
     else:
         out.print(f"Follow-ups written: {len(rec.written)}")
     for line in rec.written:
-        out.print(f"  + {line}", markup=False)
+        out.print(f"  + {line}")
     for line in rec.resolved:
-        out.print(f"  - {'would resolve' if dry_run else 'resolved'}: {line}", markup=False)
+        out.print(f"  - {'would resolve' if dry_run else 'resolved'}: {line}")
     if rec.error:
-        out.print(f"Write-back FAILED: {rec.error}", markup=False)
-    from syncd import rules
-
-    today = rules.local_date(clock.now(), cfg.timezone).isoformat()
-    overdue = [p for p in ledger.people() if p["due"] and p["due"] <= today]
-    out.print(f"Overdue: {len(overdue)}")
-    shown = sorted(overdue, key=lambda p: (p["due"], p["name"].casefold()))
-    for p in shown[:_SHOWN]:
+        out.print(f"Write-back FAILED: {rec.error}")
+    today = clock.local_date(clock.now(), cfg.timezone).isoformat()
+    count, overdue = ledger.overdue(today, _SHOWN)
+    out.print(f"Overdue: {count}")
+    shown = sorted(overdue, key=lambda p: (p["due"], p["name"].casefold()))[:_SHOWN]
+    for p in shown:
         last = output.local_day(p["last_met"], cfg.timezone) or "never"
-        out.print(f"  {p['name']} (due {p['due']}, last met {last})", markup=False)
-    if len(shown) > _SHOWN:
-        out.print(f"  ... and {len(shown) - _SHOWN} more: syncd people --overdue")
+        out.print(f"  {p['name']} (due {p['due']}, last met {last})")
+    if count > _SHOWN:
+        out.print(f"  ... and {count - _SHOWN} more: syncd people --overdue")
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -358,13 +356,10 @@ def cmd_people(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     ledger = _reader(cfg)
-    people = ledger.people() if ledger else []
+    today = clock.local_date(clock.now(), cfg.timezone).isoformat() if args.overdue else None
+    people = ledger.people(due_by=today) if ledger else []
     people.sort(key=lambda p: (p["name"].casefold(), p["emails"]))
     if args.overdue:
-        from syncd import rules
-
-        today = rules.local_date(clock.now(), cfg.timezone).isoformat()
-        people = [p for p in people if p["due"] and p["due"] <= today]
         people.sort(key=lambda p: p["due"])  # stable: ties stay in name order
     if args.sort is not None:
         people = views.sort_people(people, args.sort)
@@ -515,7 +510,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     out = output.console()
     quiet = args.quiet
     if not quiet:
-        out.print(f"config {cfg.path}: ok", markup=False)
+        out.print(f"config {cfg.path}: ok")
     bad = 0
     for acc in cfg.accounts:
         head = f"{acc.name} ({acc.type})"
@@ -532,17 +527,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         except SyncdError as exc:
             failure = str(exc)
         if problems:
-            out.print(f"{head}: {len(problems)} problem{'s' if len(problems) > 1 else ''}", markup=False)
+            out.print(f"{head}: {len(problems)} problem{'s' if len(problems) > 1 else ''}")
             for line in problems:
-                out.print(f"  problem: {line}", markup=False)
+                out.print(f"  problem: {line}")
         elif failure:
-            out.print(f"{head}: FAILED: {failure}", markup=False)
+            out.print(f"{head}: FAILED: {failure}")
         elif not quiet:
-            out.print(f"{head}: ok", markup=False)
+            out.print(f"{head}: ok")
         bad += bool(problems or failure)
         if not quiet:
             for line in lines:
-                out.print(f"  {line}", markup=False)
+                out.print(f"  {line}")
     return EX_FAILED if bad else EX_OK
 
 

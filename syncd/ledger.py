@@ -20,6 +20,8 @@ Shape, and why:
   derive again only the people a change touched (schema 3; ``syncd.derive``).
 - ``meetings`` and ``met`` are each person's counted meetings (the ``interactions``
   view); schema 4 made the ledger smaller (``_SCHEMA_4``).
+- ``people.due`` is each snapshot entry's due date, indexed (schema 5): the report
+  after a pass counts the overdue without reading the snapshot.
 
 Connections use ``isolation_level=None`` and explicit ``BEGIN IMMEDIATE``, so every
 transaction is visible in the code; the schema version is checked at open.
@@ -51,7 +53,7 @@ from syncd.model import ContactRecord, Milestone, Occurrence, PartialDate, Party
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -280,6 +282,12 @@ ALTER TABLE touched RENAME TO touched_v3;
 CREATE TABLE touched (uid TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT INTO touched SELECT uid FROM touched_v3;
 DROP TABLE touched_v3
+"""
+
+# Filled from the snapshot by ``Ledger._to_v5``.
+_SCHEMA_5 = """
+ALTER TABLE people ADD COLUMN due TEXT;    -- the entry's "due" (NULL: none)
+CREATE INDEX people_due ON people(due)
 """
 
 #: SQLite's default limit of host parameters is 999 before 3.32: stay under it
@@ -520,6 +528,9 @@ class Ledger:
             if version < 4:
                 self._run(_SCHEMA_4)
                 self._to_v4()
+            if version < 5:
+                self._run(_SCHEMA_5)
+                self._to_v5()
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -545,6 +556,12 @@ class Ledger:
                 links.setdefault(f"email:{email}", key)
         self.conn.executemany("INSERT INTO persons(id, seq) VALUES (?, ?)", [(p, i) for i, p in enumerate(ids)])
         self.conn.executemany("INSERT INTO person_links VALUES (?, ?)", links.items())
+
+    def _to_v5(self) -> None:
+        """Give every snapshot entry its due date."""
+        rows = self.conn.execute("SELECT key, data FROM people").fetchall()
+        self.conn.executemany("UPDATE people SET due=? WHERE key=?",
+                              [(_due(unpack(data)), key) for key, data in rows])
 
     def _to_v4(self) -> None:
         """Copy what schema 3 stored into schema 4's tables (``_SCHEMA_4``), then drop the old ones."""
@@ -1171,10 +1188,12 @@ class Ledger:
             gone = [k for k in dropped if k not in people]
         for table, column in (("people", "key"), ("stories", "key"), ("histories", "person")):
             self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
-        for table, texts in (("people", people), ("stories", stories)):
-            old = self._texts(table, "key", "data", texts if dropped is not None else None)
-            self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",  # packed one at a time
-                                  ((k, self._pack(v)) for k, v in texts.items() if old.get(k) != v))
+        old = self._texts("people", "key", "data", people if dropped is not None else None)
+        self.conn.executemany("INSERT OR REPLACE INTO people(key, data, due) VALUES (?, ?, ?)",  # packed one at a time
+                              ((k, self._pack(v), _due(v)) for k, v in people.items() if old.get(k) != v))
+        old = self._texts("stories", "key", "data", stories if dropped is not None else None)
+        self.conn.executemany("INSERT OR REPLACE INTO stories VALUES (?, ?)",
+                              ((k, self._pack(v)) for k, v in stories.items() if old.get(k) != v))
         partial, uids = spliced
         added = {k: _deduped([_met(i) for i in interactions.get(k, ())]) for k in partial}
         removed = self._put_interactions(added, uids)
@@ -1373,9 +1392,27 @@ class Ledger:
         sql = f"SELECT * FROM followups WHERE person IN ({','.join('?' * len(ids))}) ORDER BY due, name, uid"
         return [_followup(r) for r in self.conn.execute(sql, ids)] if ids else []
 
-    def people(self) -> list[dict[str, Any]]:
-        """The people snapshot of the last pass."""
-        return [json.loads(unpack(r[0])) for r in self.conn.execute("SELECT data FROM people")]
+    def people(self, due_by: str | None = None) -> list[dict[str, Any]]:
+        """The people snapshot of the last pass; with ``due_by`` (an ISO date), only
+        those due that day or earlier."""
+        if due_by is None:
+            return [json.loads(unpack(r[0])) for r in self.conn.execute("SELECT data FROM people")]
+        return [json.loads(unpack(r[0])) for r in self.conn.execute("SELECT data FROM people WHERE due <= ?",
+                                                                     (due_by,))]
+
+    def overdue(self, today: str, first: int) -> tuple[int, list[dict[str, Any]]]:
+        """How many people are due ``today`` (an ISO date) or earlier, and the entries of
+        at least the ``first`` longest overdue (all of those due on the last day among
+        them): the snapshot is read no further."""
+        count = int(self.conn.execute("SELECT count(*) FROM people WHERE due <= ?", (today,)).fetchone()[0])
+        entries: list[dict[str, Any]] = []
+        last = None
+        for due, data in self.conn.execute("SELECT due, data FROM people WHERE due <= ? ORDER BY due", (today,)):
+            if len(entries) >= first and due != last:
+                break
+            entries.append(json.loads(unpack(data)))
+            last = due
+        return count, entries
 
     def people_count(self) -> int:
         """How many people the last pass stored."""
@@ -1646,6 +1683,11 @@ def unpack(value: str | bytes) -> str:
         raise sqlite3.DataError(f"a stored text in an unknown format ({value[:1]!r})")
     z = zlib.decompressobj(-15, _DICTIONARY)
     return (z.decompress(memoryview(value)[1:]) + z.flush()).decode("utf-8", "surrogatepass")
+
+
+def _due(entry: str) -> str | None:
+    """The due date of a snapshot entry (``people --json``), as ``people.due`` holds it."""
+    return json.loads(entry).get("due") or None
 
 
 def _date_json(p: PartialDate | None) -> list[int | None] | None:

@@ -14,10 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from typing import TextIO
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
@@ -29,12 +26,22 @@ def is_terminal(stream: TextIO | None = None) -> bool:
         return False
 
 
-def console(stderr: bool = False) -> Console:
-    """A console for plain lines: no highlighting, no wrapping of long lines."""
-    # rich loads with the first thing drawn: a quiet pass draws nothing
-    from rich.console import Console
+class Lines:
+    """Plain lines on stdout (or stderr): what a pass or ``check`` reports. Nothing in
+    them is markup or an emoji code (a name like ``:smile:`` stays as written), and
+    importing rich for them would cost a pass with nothing to do a tenth of its time."""
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+
+    def print(self, text: str) -> None:
+        """Write one line."""
+        print(text, file=sys.stderr if self._stderr else sys.stdout)
+
+
+def console(stderr: bool = False) -> Lines:
+    """A writer of plain lines: no highlighting, no wrapping, no markup."""
+    return Lines(stderr)
 
 
 #: a column keeps at most this width unwrapped when the terminal is too narrow

@@ -119,3 +119,23 @@ def test_an_upgrade_that_fails_half_way_leaves_the_v3_ledger_as_it_was(tmp_path:
         assert db.execute("SELECT count(*) FROM occurrences").fetchone()[0] > 0
         assert db.execute("SELECT count(*) FROM interactions").fetchone()[0] > 0
         assert not db.execute("SELECT name FROM sqlite_master WHERE name IN ('meetings', 'starts')").fetchall()
+
+
+def test_a_schema_4_ledger_learns_who_is_due_when(tmp_path: Path) -> None:
+    w = _v3_world(tmp_path)
+    w.run("sync", now=NOW)
+    path = w.root / "state" / "ledger.sqlite3"
+    overdue = w.run("people", "--overdue", "--json", now=NOW).stdout
+    with sqlite3.connect(path) as db:  # as schema 4 had it: no due column
+        db.execute("DROP INDEX people_due")
+        db.execute("ALTER TABLE people DROP COLUMN due")
+        db.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    led = Ledger.open(path)
+    try:
+        dues = dict(led.conn.execute("SELECT key, due FROM people").fetchall())
+        assert dues == {k: e["due"] for k, e in led.people_keys()}
+        assert any(dues.values()) and len(dues) >= 3
+    finally:
+        led.close()
+    assert w.run("people", "--overdue", "--json", now=NOW).stdout == overdue
+    assert json.loads(overdue)
