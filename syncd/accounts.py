@@ -6,7 +6,9 @@ store no secret (a refreshed token stays in memory).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -45,14 +47,26 @@ class Accounts:
             with self.ledger.transaction():
                 self.ledger.ensure_account(name, acc.type)
             ctx = AccountContext(account=name, timezone=self.config.timezone,
-                                 state_dict=self.ledger.connector_state(name),
-                                 cache=self.cache / "accounts" / name if self.cache is not None else None)
+                                 state_dict=self.ledger.connector_state(name), cache=self._cache(name))
             if self.secrets is not None:
                 ctx.get_secret, ctx.put_secret = self.secrets
             if self.dry_run:
                 ctx.put_secret = _nowhere
             self._connectors[name] = (cls(name, acc.options, ctx), ctx)
         return self._connectors[name]
+
+    def _cache(self, name: str) -> Path | None:
+        """The account's cache folder: ``accounts/<name>/<ledger>/`` of the cache dir.
+
+        What is kept there describes this ledger (a vdir folder's listing is used only
+        while this ledger's note names it), so two configs with an account of the same
+        name (each with its own ledger) keep theirs apart instead of replacing, or
+        removing, each other's."""
+        if self.cache is None:
+            return None
+        ledger = hashlib.blake2b(os.path.abspath(self.ledger.path).encode("utf-8", "surrogateescape"),
+                                 digest_size=8).hexdigest()
+        return self.cache / "accounts" / name / ledger
 
     def save_state(self, name: str, ctx: AccountContext) -> None:
         """Store the connector's state if it changed (inside the caller's transaction)."""

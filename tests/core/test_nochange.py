@@ -15,6 +15,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -250,9 +252,9 @@ def test_syncd_keeps_listings_privately_and_sees_each_change(tmp_path: Path) -> 
     world = World(tmp_path)
     world.add_event("e0", event("e0", "20260610T100000", "Meeting", ["ana@example.com"]))
     world.run("sync")
-    folder = world.root / ".cache" / "syncd" / "accounts" / "files"
+    [folder] = (world.root / ".cache" / "syncd" / "accounts" / "files").iterdir()  # this ledger's
     kept = sorted(folder.iterdir())
-    assert kept and all(f.stat().st_mode & 0o777 == 0o700 for f in (folder, folder.parent))
+    assert kept and all(f.stat().st_mode & 0o777 == 0o700 for f in (folder, folder.parent, folder.parent.parent))
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in kept)
     world.add_event("e1", event("e1", "20260611T100000", "Lunch", ["bob@example.com"]))
     world.run("sync")
@@ -429,3 +431,28 @@ def test_the_cache_file_is_private(tmp_path: Path) -> None:
     world.run("sync")
     assert world.cache.stat().st_mode & 0o777 == 0o600
     assert world.cache.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_two_configs_with_an_account_of_one_name_keep_their_listings_apart(tmp_path: Path) -> None:
+    """Two configs (a ledger each) name their vdir account alike, over other folders:
+    a pass of one leaves the other's kept listings in place (before, it removed them as
+    listings of folders it does not list, and the other's next pass after a change
+    compared the whole folder with its ledger again)."""
+    world = World(tmp_path)
+    world.add_event("e0", event("e0", "20260610T100000", "Meeting", ["ana@example.com"]))
+    other = tmp_path / "other"
+    (other / "cal").mkdir(parents=True)
+    (other / "cal" / "o0.ics").write_text(event("o0", "20260610T100000", "Tea", ["bob@example.com"]), newline="")
+    text = world.config.read_text()
+    other_config = tmp_path / "other.toml"
+    other_config.write_text(text.replace(str(world.root / "state"), str(other / "state"))
+                            .replace(str(world.tasks), str(other / "tasks"))
+                            .replace(f'["{world.root / "calendars"}/*"]', f'["{other / "cal"}"]'))
+    world.run("sync")
+    mine = sorted((world.root / ".cache" / "syncd" / "accounts" / "files").rglob("*.listing"))
+    assert mine
+    proc = subprocess.run([sys.executable, "-m", "syncd", "--config", str(other_config), "sync"],
+                          capture_output=True, text=True, env=world.env("2026-06-15T10:00:00Z"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert set(mine) <= set((world.root / ".cache" / "syncd" / "accounts" / "files").rglob("*.listing"))
+    assert len(list((world.root / ".cache" / "syncd" / "accounts" / "files").iterdir())) == 2
