@@ -423,15 +423,22 @@ def test_me_is_not_a_person_and_declined_meetings_do_not_count(world: World) -> 
 
 
 def test_the_report_of_a_pass_counts_the_overdue_and_names_the_longest_overdue(world: World) -> None:
-    # 23 friends met two a day in January (so due two a day in February), names in
-    # reverse order of their dues; one met last week is not due; one name is an emoji code.
-    for i in range(23):
+    # 23 friends met three a day in January (due three a day 30 days later), names in
+    # reverse order of their dues, so the 20th and 21st longest overdue share a due day;
+    # the 20th (Friend F) comes in a later pass, so it is stored after the 21st. One met
+    # last week is not due; one name is an emoji code.
+    def friend(i: int) -> None:
         name = ":smile: Zed" if i == 0 else f"Friend {chr(ord('Z') - i)}"
         world.add_contact(f"c{i}", vcard(name, f"f{i}@example.com", groups="Friends"))
-        world.add_event(f"m{i}", event(f"m{i}", f"202601{1 + i // 2:02d}T120000", "Coffee", [f"f{i}@example.com"]))
+        world.add_event(f"m{i}", event(f"m{i}", f"202601{1 + i // 3:02d}T120000", "Coffee", [f"f{i}@example.com"]))
+
+    for i in range(23):
+        if i != 20:
+            friend(i)
     world.add_contact("new", vcard("Newly Met", "new@example.com", groups="Friends"))
     world.add_event("recent", event("recent", "20260610T120000", "Coffee", ["new@example.com"]))
     world.run("--backfill", now=NOW)
+    friend(20)
     out = world.run("sync", now=NOW).stdout.splitlines()
     overdue = json.loads(world.run("people", "--json", "--overdue", now=NOW).stdout)
     assert len(overdue) == 23 and "Newly Met" not in {p["name"] for p in overdue}
@@ -439,5 +446,6 @@ def test_the_report_of_a_pass_counts_the_overdue_and_names_the_longest_overdue(w
     listed = [f"  {p['name']} (due {p['due']}, last met {p['last_met'][:10]})" for p in overdue[:20]]
     assert out[at + 1:at + 21] == listed
     assert out[at + 1] == "  :smile: Zed (due 2026-01-31, last met 2026-01-01)"  # as written, no emoji
-    assert out[at + 2].startswith("  Friend Y (due 2026-01-31")  # a tie on the due day: by name
+    assert out[at + 2].startswith("  Friend X (due 2026-01-31")  # a tie on the due day: by name
+    assert [line.split(" (")[0] for line in out[at + 19:at + 21]] == ["  Friend F", "  Friend G"]
     assert out[at + 21] == "  ... and 3 more: syncd people --overdue"
