@@ -291,32 +291,31 @@ _SHOWN = 20  # overdue people listed after a pass; `people --overdue` has them a
 
 
 def _report(cfg: config.Config, ledger: Ledger, result: Any, dry_run: bool) -> None:
-    out = output.console()
     rec = result.reconcile
     for acc in result.accounts:
         if acc.exc is None:
-            out.print(f"{acc.account}: {acc.changed} changes, ok")
+            print(f"{acc.account}: {acc.changed} changes, ok")
         else:
-            out.print(f"{acc.account}: {acc.changed} changes, FAILED: {errors.message(acc.exc)}")
+            print(f"{acc.account}: {acc.changed} changes, FAILED: {errors.message(acc.exc)}")
     if dry_run:
-        out.print(f"Follow-ups syncd would write: {len(rec.written)}")
+        print(f"Follow-ups syncd would write: {len(rec.written)}")
     else:
-        out.print(f"Follow-ups written: {len(rec.written)}")
+        print(f"Follow-ups written: {len(rec.written)}")
     for line in rec.written:
-        out.print(f"  + {line}")
+        print(f"  + {line}")
     for line in rec.resolved:
-        out.print(f"  - {'would resolve' if dry_run else 'resolved'}: {line}")
+        print(f"  - {'would resolve' if dry_run else 'resolved'}: {line}")
     if rec.error:
-        out.print(f"Write-back FAILED: {rec.error}")
+        print(f"Write-back FAILED: {rec.error}")
     today = clock.local_date(clock.now(), cfg.timezone).isoformat()
     count, overdue = ledger.overdue(today, _SHOWN)
-    out.print(f"Overdue: {count}")
+    print(f"Overdue: {count}")
     shown = sorted(overdue, key=lambda p: (p["due"], p["name"].casefold()))[:_SHOWN]
     for p in shown:
         last = output.local_day(p["last_met"], cfg.timezone) or "never"
-        out.print(f"  {p['name']} (due {p['due']}, last met {last})")
+        print(f"  {p['name']} (due {p['due']}, last met {last})")
     if count > _SHOWN:
-        out.print(f"  ... and {count - _SHOWN} more: syncd people --overdue")
+        print(f"  ... and {count - _SHOWN} more: syncd people --overdue")
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -507,10 +506,9 @@ def cmd_auth(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """``syncd check``: every line says what is fine or what is wrong; exit 1 on any problem."""
     cfg = config.load(args.config)
-    out = output.console()
     quiet = args.quiet
     if not quiet:
-        out.print(f"config {cfg.path}: ok")
+        print(f"config {cfg.path}: ok")
     bad = 0
     for acc in cfg.accounts:
         head = f"{acc.name} ({acc.type})"
@@ -527,17 +525,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         except SyncdError as exc:
             failure = str(exc)
         if problems:
-            out.print(f"{head}: {len(problems)} problem{'s' if len(problems) > 1 else ''}")
+            print(f"{head}: {len(problems)} problem{'s' if len(problems) > 1 else ''}")
             for line in problems:
-                out.print(f"  problem: {line}")
+                print(f"  problem: {line}")
         elif failure:
-            out.print(f"{head}: FAILED: {failure}")
+            print(f"{head}: FAILED: {failure}")
         elif not quiet:
-            out.print(f"{head}: ok")
+            print(f"{head}: ok")
         bad += bool(problems or failure)
         if not quiet:
             for line in lines:
-                out.print(f"  {line}")
+                print(f"  {line}")
     return EX_FAILED if bad else EX_OK
 
 

@@ -1395,10 +1395,9 @@ class Ledger:
     def people(self, due_by: str | None = None) -> list[dict[str, Any]]:
         """The people snapshot of the last pass; with ``due_by`` (an ISO date), only
         those due that day or earlier."""
-        if due_by is None:
-            return [json.loads(unpack(r[0])) for r in self.conn.execute("SELECT data FROM people")]
-        return [json.loads(unpack(r[0])) for r in self.conn.execute("SELECT data FROM people WHERE due <= ?",
-                                                                     (due_by,))]
+        rows = self.conn.execute("SELECT data FROM people" if due_by is None else
+                                 "SELECT data FROM people WHERE due <= ?", () if due_by is None else (due_by,))
+        return [json.loads(unpack(r[0])) for r in rows]
 
     def overdue(self, today: str, first: int) -> tuple[int, list[dict[str, Any]]]:
         """How many people are due ``today`` (an ISO date) or earlier, and the entries of

@@ -6,7 +6,8 @@ tab-separated text: one header line, then one line per row, nothing cut, nothing
 padded, so ``cut -f`` and ``sort -t$'\\t'`` work. ``NO_COLOR`` (https://no-color.org/
 convention, honoured by rich) turns colour off; tables never rely on colour.
 
-Public API: ``is_terminal``, ``console``, ``table``, ``local_day``.
+Public API: ``is_terminal``, ``table``, ``local_day``. Plain lines (a pass's report,
+``check``) are printed as they are: no markup, no emoji codes, and no rich to import.
 """
 
 from __future__ import annotations
@@ -24,24 +25,6 @@ def is_terminal(stream: TextIO | None = None) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-class Lines:
-    """Plain lines on stdout (or stderr): what a pass or ``check`` reports. Nothing in
-    them is markup or an emoji code (a name like ``:smile:`` stays as written), and
-    importing rich for them would cost a pass with nothing to do a tenth of its time."""
-
-    def __init__(self, stderr: bool = False) -> None:
-        self._stderr = stderr
-
-    def print(self, text: str) -> None:
-        """Write one line."""
-        print(text, file=sys.stderr if self._stderr else sys.stdout)
-
-
-def console(stderr: bool = False) -> Lines:
-    """A writer of plain lines: no highlighting, no wrapping, no markup."""
-    return Lines(stderr)
 
 
 #: a column keeps at most this width unwrapped when the terminal is too narrow
