@@ -314,8 +314,9 @@ class VdirConnector(EventSource, ContactSource, TaskSink):
         if batch.upserts or batch.deletes:
             yield batch
         if whole and settled.get(key) != note:
-            # The core asks past the last batch once that batch is in; it commits this
-            # state with the end of the listing, so the next pass starts settled.
+            # The core commits this state with the last batch (it may read ahead) or
+            # with the end of the listing: never before every batch is in, and the next
+            # pass starts settled. A kept listing whose note did not commit is not used.
             self.ctx.set_state(_SETTLED, {**settled, key: note})
             self._keep(key, listing)
         return None

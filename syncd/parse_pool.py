@@ -189,11 +189,12 @@ class Pool:
             return conn  # one core: the main process is the fastest reader
         return _Ahead(conn, self)  # type: ignore[return-value]
 
-    def send(self, batch: ChangeBatch, known: Mapping[str, str], big: bool) -> None:
-        """Hand the changed objects of ``batch`` to the workers if it is big enough."""
+    def send(self, batch: ChangeBatch, known: Mapping[str, str], big: bool) -> bool:
+        """Hand the changed objects of ``batch`` to the workers if it is big enough;
+        whether they have them."""
         todo = [o for o in batch.upserts if known.get(o.href) != o.etag]
         if not todo or not (big or len(todo) >= MIN_BATCH):
-            return
+            return False
         import concurrent.futures
 
         try:
@@ -209,6 +210,8 @@ class Pool:
             log.debug("no worker processes: %s", exc)
             self.workers = 1
             self.close()
+            return False
+        return True
 
     def take(self, obj: RawObject) -> Prepared | None:
         """What a worker made of ``obj``; None if it was not sent or the worker failed."""
@@ -252,12 +255,27 @@ class _Ahead:
             yield from batches
             return batches.cursor
         big = False
+        pending = iter(batches)
         try:
-            for batch in batches:
+            batch = next(pending, None)
+            while batch is not None:
                 big = big or (batch.total or 0) >= MIN_TOTAL
-                if self._pool.workers > 1:
-                    self._pool.send(batch, known, big)
+                if not (self._pool.workers > 1 and self._pool.send(batch, known, big)):
+                    yield batch
+                    batch = next(pending, None)
+                    continue
+                # The next batch is read while the workers parse this one: between two
+                # batches they would otherwise wait while the main process stores,
+                # commits and reads. A failure to read it comes once this batch is in.
+                failed: Exception | None = None
+                try:
+                    after = next(pending, None)
+                except Exception as exc:
+                    after, failed = None, exc
                 yield batch
+                if failed is not None:
+                    raise failed
+                batch = after
         finally:
             self._pool.close()
         return batches.cursor  # the connector's: this only reads its listing ahead

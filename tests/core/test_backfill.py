@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -131,3 +133,38 @@ def test_an_occurrence_reads_back_as_it_was_stored(o: Occurrence, packed: bool) 
 def test_a_packed_text_reads_back(text: str) -> None:
     assert L.unpack(L.pack(text)) == text
     assert L.unpack(text) == text
+
+
+def test_a_listing_that_fails_while_read_ahead_still_hands_over_the_batch_before() -> None:
+    """The workers' listing is read a batch ahead; a failure reading the next batch
+    must come after the batch before it is in (the pass commits that batch)."""
+    from syncd.errors import AccountError
+    from syncd_connectors.base import EVENTS, ChangeBatch, Collection, Connector, RawObject
+
+    asked: list[str] = []
+    first = ChangeBatch(upserts=[RawObject(f"m{i}.ics", "e", event(f"m{i}@t", "20260105T090000", f"Meeting {i}",
+                                                                  ["ana@example.com"]))
+                                 for i in range(parse_pool.MIN_BATCH)], total=parse_pool.MIN_TOTAL)
+
+    class Failing:
+        def changes(self, collection: Collection, cursor: object, known: object, since: object
+                    ) -> Iterator[ChangeBatch]:
+            asked.append("first")
+            yield first
+            asked.append("second")
+            raise AccountError("the server went away")
+
+    zone = dt.timezone.utc
+    pool = parse_pool.Pool(dt.datetime(2025, 1, 1, tzinfo=zone), dt.datetime(2027, 1, 1, tzinfo=zone), zone, True,
+                           workers=2)
+    got, seen = [], []
+    stream = pool.ahead(cast(Connector, Failing())).changes(Collection("c", "c", EVENTS), None, {}, dt.datetime(2025, 1, 1))
+    try:
+        for batch in stream:
+            seen.append(list(asked))  # what the listing had been asked when this batch came
+            got.append([pool.take(obj) for obj in batch.upserts])
+        raise AssertionError("the failure was lost")
+    except AccountError as exc:
+        assert "went away" in str(exc)
+    assert seen == [["first", "second"]]  # read ahead: the next batch was asked for first
+    assert len(got) == 1 and all(p is not None and p.uids == [f"m{i}@t"] for i, p in enumerate(got[0]))
