@@ -173,6 +173,33 @@ def _party(prop: object) -> Party | None:
     )
 
 
+#: what an occurrence takes from its component whatever its time: cancelled, summary,
+#: organizer, attendees, last modified
+_Facts = tuple[bool, str, "Party | None", "tuple[Party, ...]", "dt.datetime | None"]
+
+
+def _facts(comp: icalendar.cal.Component) -> _Facts:
+    modified = comp.get("last-modified") or comp.get("dtstamp")
+    last_modified = None
+    if modified is not None and isinstance(getattr(modified, "dt", None), dt.datetime):
+        last_modified = _utc(modified.dt, dt.timezone.utc)[0]
+    attendees = comp.get("attendee", [])
+    if not isinstance(attendees, list):
+        attendees = [attendees]
+    org = comp.get("organizer")
+    return (str(comp.get("status", "")).upper() == "CANCELLED", str(comp.get("summary", "")),
+            _party(org) if org is not None else None,
+            tuple(p for p in (_party(a) for a in attendees) if p is not None), last_modified)
+
+
+def _made(facts: _Facts, uid: str, start: dt.datetime, all_day: bool, rid: str, end: dt.datetime,
+          order: int) -> Occurrence:
+    cancelled, summary, organizer, attendees, last_modified = facts
+    return Occurrence(uid=uid, recurrence_id=rid, start=start, all_day=all_day, cancelled=cancelled,
+                      summary=summary, organizer=organizer, attendees=attendees, last_modified=last_modified,
+                      order=order, end=end)
+
+
 def _occurrence(
     comp: icalendar.cal.Component, uid: str, zone: dt.tzinfo, recurring: bool, order: int
 ) -> Occurrence:
@@ -182,27 +209,43 @@ def _occurrence(
         orig = comp.get("recurrence-id")
         orig_value = orig.dt if orig is not None else comp.decoded("dtstart")
         rid = _utc(orig_value, zone)[0].strftime("%Y%m%dT%H%M%SZ")
-    modified = comp.get("last-modified") or comp.get("dtstamp")
-    last_modified = None
-    if modified is not None and isinstance(getattr(modified, "dt", None), dt.datetime):
-        last_modified = _utc(modified.dt, dt.timezone.utc)[0]
-    attendees = comp.get("attendee", [])
-    if not isinstance(attendees, list):
-        attendees = [attendees]
-    org = comp.get("organizer")
-    return Occurrence(
-        uid=uid,
-        recurrence_id=rid,
-        start=start,
-        all_day=all_day,
-        cancelled=str(comp.get("status", "")).upper() == "CANCELLED",
-        summary=str(comp.get("summary", "")),
-        organizer=_party(org) if org is not None else None,
-        attendees=tuple(p for p in (_party(a) for a in attendees) if p is not None),
-        last_modified=last_modified,
-        order=order,
-        end=_end(comp, start, all_day, zone),
-    )
+    return _made(_facts(comp), uid, start, all_day, rid, _end(comp, start, all_day, zone), order)
+
+
+class _Instance:
+    """One occurrence of a series as recurring-ical-events finds it: the component it
+    comes from (the master, an override, or a THISANDFUTURE one) and its times.
+
+    It stands for the copy of the component the library would otherwise make for each
+    occurrence (``as_component``: DTSTART and DTEND replaced, RECURRENCE-ID set to the
+    start unless the component has one); ``_instance_occurrence`` reads it as
+    ``_occurrence`` reads that copy. Copying costs more than the rest of the expansion.
+    """
+
+    __slots__ = ("comp", "end", "start")
+
+    def __init__(self, comp: icalendar.cal.Component, start: Any, end: Any) -> None:
+        self.comp, self.start, self.end = comp, start, end
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        """The library sets SEQUENCE on what it returns; no occurrence reads it."""
+
+
+def _instance_occurrence(inst: _Instance, uid: str, zone: dt.tzinfo, order: int,
+                         facts: dict[int, tuple[icalendar.cal.Component, _Facts]]) -> Occurrence:
+    """``_occurrence`` of the copy ``inst`` stands for; ``facts``: those of the
+    components met so far (by id, with the component that keeps its id taken)."""
+    start, all_day = _utc(inst.start, zone)
+    orig = inst.comp.get("recurrence-id")
+    rid = _utc(orig.dt if orig is not None else inst.start, zone)[0].strftime("%Y%m%dT%H%M%SZ")
+    try:
+        end = max(_utc(inst.end, zone)[0], start)
+    except Exception:  # as ``_end``: a broken end must not cost the meeting
+        end = start
+    known = facts.get(id(inst.comp))
+    if known is None or known[0] is not inst.comp:
+        known = facts[id(inst.comp)] = (inst.comp, _facts(inst.comp))
+    return _made(known[1], uid, start, all_day, rid, end, order)
 
 
 def _end(comp: icalendar.cal.Component, start: dt.datetime, all_day: bool, zone: dt.tzinfo) -> dt.datetime:
@@ -382,6 +425,29 @@ def _bounded_master(comp: icalendar.cal.Component, anchor: dt.datetime | None, z
     return copy, True
 
 
+_SELECT: Any = None
+
+
+def _query(cal: icalendar.Calendar) -> Any:
+    """A recurring-ical-events query of ``cal``'s VEVENTs whose occurrences are
+    ``_Instance``s (the library's adapter, given through its ``components`` option)."""
+    global _SELECT
+    if _SELECT is None:
+        # Loaded with the first recurring series: most passes change single events only.
+        import recurring_ical_events
+
+        class Adapter(recurring_ical_events.EventAdapter):  # type: ignore[misc]
+            def as_component(self, start: Any = None, stop: Any = None,
+                             keep_recurrence_attributes: bool = True) -> _Instance:
+                return _Instance(self._component, self.start if start is None else start,
+                                 self.end if stop is None else stop)
+
+        _SELECT = recurring_ical_events.ComponentsWithName("VEVENT", Adapter)
+    import recurring_ical_events
+
+    return recurring_ical_events.of(cal, components=[_SELECT])
+
+
 class _Series:
     """One UID's components as recurring-ical-events queries, anchored where asked."""
 
@@ -402,13 +468,10 @@ class _Series:
                 comp, moved = _bounded_master(comp, anchor, self.zone, notes)
                 any_moved |= moved
             cal.add_component(comp)
-        # Loaded with the first recurring series: most passes change single events only.
-        import recurring_ical_events
+        return _query(cal), any_moved
 
-        return recurring_ical_events.of(cal, components=["VEVENT"]), any_moved
-
-    def between(self, lo: dt.datetime, hi: dt.datetime) -> list[icalendar.cal.Component]:
-        """Components of the occurrences overlapping [lo, hi)."""
+    def between(self, lo: dt.datetime, hi: dt.datetime) -> list[_Instance]:
+        """The occurrences overlapping [lo, hi)."""
         query = self.fixed if self.fixed is not None else self._build(lo, [])[0]
         return list(query.between(lo, hi))
 
@@ -418,6 +481,7 @@ def _expand_series(uid: str, series: _Series, start: dt.datetime, end: dt.dateti
     """Occurrences starting in [start, end), in order, walked backwards span by span."""
     deadline = time.monotonic() + SERIES_SECONDS
     spans: list[list[Occurrence]] = []
+    facts: dict[int, tuple[icalendar.cal.Component, _Facts]] = {}
     most = _most(series.comps, start, end)
     # A series that cannot fill the budget is read in one go (most are: weekly meetings,
     # birthdays); a dense one in spans that cannot hold much more than _TARGET.
@@ -425,7 +489,7 @@ def _expand_series(uid: str, series: _Series, start: dt.datetime, end: dt.dateti
     total, span, hi, stop = 0, widest, end, ""
     while hi > start:
         lo = max(hi - span, start)
-        found = [_occurrence(c, uid, zone, True, order) for c in series.between(lo, hi)]
+        found = [_instance_occurrence(i, uid, zone, order, facts) for i in series.between(lo, hi)]
         # A span also returns what merely overlaps it: each start belongs to one span.
         found = sorted((o for o in found if lo <= o.start < hi), key=lambda o: (o.start, o.recurrence_id))
         spans.append(found)

@@ -4,7 +4,8 @@ In-process, on ``infer.infer`` and on ``events.split`` + ``events.expand``:
 (a) a meeting the user declined changes no one's count; (b) a series and the same
 series written out as explicit overrides count the same; (c) a copy of an event in a
 second calendar counts once; (d) input order does not matter; (e) a weekly local-time
-series keeps its local time across the DST switches.
+series keeps its local time across the DST switches; (f) a series expands to what
+the recurrence library's own copies of its components say.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 import zoneinfo
 from typing import Any
 
+import icalendar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -221,3 +223,66 @@ def test_e_weekly_local_time_survives_dst(day: dt.date, count: int) -> None:
     assert all(b - a == dt.timedelta(days=7) for a, b in itertools.pairwise(days))
     # 35+ weeks always span a switch: both offsets occur, so UTC hours differ
     assert {o.start.hour for o in occs} == {8, 9}
+
+
+# -- (f) a series' occurrences are those of the library's own copies -----------------------
+_FORMS = {
+    "berlin": lambda d: f";TZID=Europe/Berlin:{d:%Y%m%dT%H%M%S}",
+    "utc": lambda d: f":{d:%Y%m%dT%H%M%S}Z",
+    "floating": lambda d: f":{d:%Y%m%dT%H%M%S}",
+    "date": lambda d: f";VALUE=DATE:{d:%Y%m%d}",
+}
+
+
+@st.composite
+def _series(draw: Any) -> tuple[str, list[list[str]]]:
+    form = draw(st.sampled_from(sorted(_FORMS)))
+    fmt = _FORMS[form]
+    freq, days = draw(st.sampled_from([("DAILY", 1), ("WEEKLY", 7), ("MONTHLY", 30)]))
+    count, interval = draw(st.integers(1, 25)), draw(st.integers(1, 3))
+    first = dt.datetime(2025, 1, 1, 9) + dt.timedelta(days=draw(st.integers(0, 400)), hours=draw(st.integers(0, 12)))
+    step = dt.timedelta(days=days * interval)
+    length = draw(st.sampled_from(["end", "duration", "none"]))
+    who = _people_lines(draw(st.lists(st.tuples(st.sampled_from(EMAILS), st.sampled_from(PARTSTATS),
+                                                st.sampled_from(CUTYPES)), max_size=3, unique_by=lambda t: t[0])),
+                        draw(st.sampled_from([None, ME, EMAILS[0]])))
+    head = ["UID:f@example.org", "DTSTAMP:20250101T000000Z"]
+    master = [*head, "SUMMARY:Series", f"DTSTART{fmt(first)}", *who,
+              f"RRULE:FREQ={freq};INTERVAL={interval};COUNT={count}"]
+    if length == "end":
+        master.append(f"DTEND{fmt(first + (dt.timedelta(days=1) if form == 'date' else dt.timedelta(minutes=45)))}")
+    elif length == "duration":
+        master.append("DURATION:P1D" if form == "date" else "DURATION:PT30M")
+    for k in draw(st.lists(st.integers(0, count - 1), max_size=3, unique=True)):
+        master.append(f"EXDATE{fmt(first + k * step)}")
+    if draw(st.booleans()):
+        master.append(f"RDATE{fmt(first + count * step + dt.timedelta(days=2))}")
+    vevents = [master]
+    for k in draw(st.lists(st.integers(0, count - 1), max_size=3, unique=True)):
+        moved = first + k * step + dt.timedelta(days=draw(st.integers(-1, 1)), hours=draw(st.integers(0, 2)))
+        future = ";RANGE=THISANDFUTURE" if draw(st.integers(0, 3)) == 0 else ""
+        status = ["STATUS:CANCELLED"] if draw(st.integers(0, 3)) == 0 else []
+        vevents.append([*head, f"SUMMARY:Moved {k}", f"RECURRENCE-ID{future}{fmt(first + k * step)}",
+                        f"DTSTART{fmt(moved)}", f"ATTENDEE:mailto:{EMAILS[k % len(EMAILS)]}", *status,
+                        f"LAST-MODIFIED:2025{1 + k % 12:02d}01T000000Z"])
+    return form, vevents
+
+
+@SETTINGS
+@given(_series())
+def test_f_a_series_expands_as_the_library_copies_it(drawn: tuple[str, list[list[str]]]) -> None:
+    """``expand`` reads each occurrence without the copy of its component that the
+    library makes; what it reads must be what that copy says."""
+    import recurring_ical_events
+
+    _, vevents = drawn
+    text = _cal(vevents)
+    lo, hi = dt.datetime(2024, 6, 1, tzinfo=UTC), dt.datetime(2028, 1, 1, tzinfo=UTC)
+    parsed = events.split(text)
+    assert not parsed.problems, parsed.problems
+    occs, recurring = events.expand("f@example.org", parsed.by_uid["f@example.org"], parsed.timezones, lo, hi, BERLIN)
+    assert recurring
+    copies = recurring_ical_events.of(icalendar.Calendar.from_ical(text)).between(lo, hi)
+    want = [events._occurrence(c, "f@example.org", BERLIN, True, 0) for c in copies]
+    want = sorted((o for o in want if lo <= o.start < hi), key=lambda o: (o.start, o.recurrence_id))
+    assert occs == want
