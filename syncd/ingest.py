@@ -201,8 +201,8 @@ class Ingest:
         # A plain single meeting that no other object of the collection holds keeps no
         # text: its occurrence says all of it (``_rebuilt`` makes one should that change).
         lean = prep is not None and prep.plain and self.ledger.hrefs_with_uid(cid, uids[0]) in ([], [obj.href])
-        self.ledger.put_object(cid, obj.href, obj.etag, "" if lean else prep.stored if prep is not None else obj.data,
-                               uids, old)
+        text = obj.data if prep is None or prep.stored is None else prep.stored
+        self.ledger.put_object(cid, obj.href, obj.etag, "" if lean else text, uids, old)
         for uid in sorted(set(old) | set(uids)):
             skipped |= self._expand(account, cid, uid, start, end, {obj.href: parsed} if parsed is not None else {},
                                     ready=(obj.href, prep) if prep is not None else None)

@@ -63,7 +63,9 @@ class Series:
 class Prepared:
     """What a worker made of one object."""
 
-    stored: str | bytes  # the text for ``Ledger.put_object``, packed if the ledger packs
+    #: the text for ``Ledger.put_object``, packed if the ledger packs; None for a plain
+    #: one, which the ledger mostly keeps no text of (the caller has it if it must)
+    stored: str | bytes | None
     uids: list[str]
     problems: list[str]
     series: dict[str, Series]
@@ -127,7 +129,8 @@ def prepare_parsed(parsed: Any, text: str, start: dt.datetime, end: dt.datetime,
             continue
         series[uid] = Series(*series_data(occs, packed), recurring, notes)
     simple = plain(parsed) and all(s.error is None and not s.notes for s in series.values())
-    return Prepared(pack(text) if packed else text, sorted(parsed.by_uid), parsed.problems, series, simple)
+    stored = None if simple else pack(text) if packed else text
+    return Prepared(stored, sorted(parsed.by_uid), parsed.problems, series, simple)
 
 
 def _watch(parent: int) -> None:
