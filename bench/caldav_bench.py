@@ -17,7 +17,10 @@ contacts, and a second account a tenth that size (same layout), it prints:
   ``bench/data/``) syncing the same collections to a folder;
 - connector passes at both sizes (best of ``--rounds``): no change, and after 10
   changed events; the work the 10 changes add (sync10 minus no-change) at each size and
-  the ratio between the sizes.
+  the ratio between the sizes; and the same requests from a plain session (each
+  collection's sync-collection from the pass's cursor, a multiget of what it lists),
+  so that the work the server adds (its sync-collection cost grows with the
+  collection) stands apart from syncd's own. ``--passes-only`` measures these alone.
 
 The data is generated straight into each server's storage (Radicale: item files;
 Xandikos: one git commit per collection) and each collection is read once before
@@ -358,20 +361,50 @@ def one_pass(acc: Account, state: dict[str, Any], cursors: dict[str, str],
     return took
 
 
-def passes(acc: Account, rounds: int) -> tuple[float, float]:
-    """Best no-change pass and best pass after 10 changed events, from the backfill's cursors."""
+def plain_pass(acc: Account, cursors: dict[str, str], expect: int) -> float:
+    """The requests of a connector pass from a plain session, nothing parsed: each
+    collection's sync-collection REPORT from its cursor (etags only), then one multiget
+    of what it lists (the server's share of a pass)."""
+    session = acc.session()
+    books = {acc.url(p) for p in acc.books.values()} | set(acc.books.values())
+    t0, got = time.perf_counter(), 0
+    for cid, cursor in cursors.items():
+        token = json.loads(cursor).get("token") if cursor else None  # the connector's cursor: {"token": ...}
+        url = cid if cid.startswith("http") else acc.url(cid)
+        r = session.request("REPORT", url, data=dav.sync_collection(token or None, "D:getetag").encode(),
+                            headers=HEADERS, timeout=600)
+        assert r.status_code == 207, r.status_code
+        hrefs = [h.decode() for h in re.findall(rb"<(?:\w+:)?href>([^<]+\.(?:ics|vcf))</", r.content or b"")]
+        if hrefs:
+            r = session.request("REPORT", url, data=dav.multiget("CR" if cid in books else "C", hrefs).encode(),
+                                headers=HEADERS, timeout=600)
+            assert r.status_code == 207, r.status_code
+            got += len(hrefs)
+    took = time.perf_counter() - t0
+    assert got == expect, (got, expect)
+    return took
+
+
+def passes(acc: Account, rounds: int) -> dict[str, float]:
+    """Best no-change pass and best pass after 10 changed events, from the backfill's
+    cursors: the connector's, and the same requests from a plain session."""
     state: dict[str, Any] = {}
     cursors, known, _ = backfill(connector(acc, state))
     nochange = min(one_pass(acc, state, cursors, known, 0) for _ in range(rounds))
+    plain0 = min(plain_pass(acc, cursors, 0) for _ in range(rounds))
     cal = next(iter(acc.calendars.values()))
     slug = cal.strip("/").split("/")[-1]
     seed = acc.server.seeder(acc.user, acc.password)
-    times = []
+    times, plain = [], []
     for r in range(rounds):
         for i in range(10):
             seed.put(f"{cal}{slug}-{i}.ics", event(f"{slug}-{i}", i, f"Changed {r}"))
         times.append(one_pass(acc, state, cursors, known, 10))
-    return nochange, min(times)
+        plain.append(plain_pass(acc, cursors, 10))
+    sync10, plain10 = min(times), min(plain)
+    return {"nochange": nochange, "sync10": sync10, "work10": sync10 - nochange, "server0": plain0,
+            "server10": plain10, "server_work10": plain10 - plain0,
+            "own_work10": (sync10 - nochange) - (plain10 - plain0)}
 
 
 # -- one server ----------------------------------------------------------------------
@@ -394,6 +427,10 @@ def bench_server(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         for a in (acc, small):  # the server's caches are warm for every figure
             floor_multiget(a, 1000)
         print(f"  warm-up read {time.perf_counter() - t0:.1f}s")
+        if args.passes_only:
+            out["passes"] = {label: passes(a, args.rounds) for label, a in (("small", small), ("big", acc))}
+            report_passes(out["passes"])
+            return out
 
         t_query, texts, q_req = floor_query(acc)
         t_mg, mg_req = floor_multiget(acc, sync.CHUNK)
@@ -417,11 +454,7 @@ def bench_server(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         out.update(fetch=fetches, fetch_floor=fetch, parse1=parse1, parse2=parse2, floor=floor, backfill=back)
         if args.vdirsyncer:
             out["vdirsyncer"] = vdirsyncer(root / "vdirsyncer", acc)
-        sizes = {}
-        for label, a in (("small", small), ("big", acc)):
-            nochange, sync10 = passes(a, args.rounds)
-            sizes[label] = {"nochange": nochange, "sync10": sync10, "work10": sync10 - nochange}
-        out["passes"] = sizes
+        out["passes"] = {label: passes(a, args.rounds) for label, a in (("small", small), ("big", acc))}
         report(kind, n, out)
     finally:
         server.stop()
@@ -441,11 +474,17 @@ def report(kind: str, n: int, out: dict[str, Any]) -> None:
     if "vdirsyncer" in out:
         v = out["vdirsyncer"]
         print(f"  vdirsyncer sync  {v:8.2f} s   syncd/vdirsyncer {out['backfill'] / v:.2f} (bar < 1)")
-    p = out["passes"]
-    print("  connector passes (best of rounds):    small      big   ratio")
-    for key, label in (("nochange", "no change"), ("sync10", "10 changed"), ("work10", "10 changed - no change")):
+    report_passes(out["passes"])
+
+
+def report_passes(p: dict[str, dict[str, float]]) -> None:
+    print(f"  {'connector passes (best of rounds):':<38}{'small':>8}{'big':>11}{'ratio':>8}")
+    for key, label in (("nochange", "no change"), ("sync10", "10 changed"), ("work10", "10 changed - no change"),
+                       ("server0", "same requests, plain: no change"), ("server10", "same requests, plain: 10"),
+                       ("server_work10", "the server's share of the work"),
+                       ("own_work10", "the work beyond the server's")):
         s, b = p["small"][key] * 1000, p["big"][key] * 1000
-        print(f"    {label:<30}{s:8.0f} ms{b:8.0f} ms{b / s if s > 0 else float('nan'):8.2f}")
+        print(f"    {label:<34}{s:8.0f} ms{b:8.0f} ms{b / s if s > 0 else float('nan'):8.2f}")
 
 
 def main() -> None:
@@ -455,6 +494,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="connector passes per figure (best of)")
     ap.add_argument("--servers", default="radicale,xandikos")
     ap.add_argument("--vdirsyncer", action="store_true", help="also time vdirsyncer (installs it under bench/data/)")
+    ap.add_argument("--passes-only", action="store_true", help="only the connector passes at both sizes")
     args = ap.parse_args()
     started = time.perf_counter()
     results = [bench_server(kind, args) for kind in args.servers.split(",")]
