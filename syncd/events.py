@@ -431,11 +431,11 @@ _SELECT: Any = None
 def _query(cal: icalendar.Calendar) -> Any:
     """A recurring-ical-events query of ``cal``'s VEVENTs whose occurrences are
     ``_Instance``s (the library's adapter, given through its ``components`` option)."""
+    # Loaded with the first recurring series: most passes change single events only.
+    import recurring_ical_events
+
     global _SELECT
     if _SELECT is None:
-        # Loaded with the first recurring series: most passes change single events only.
-        import recurring_ical_events
-
         class Adapter(recurring_ical_events.EventAdapter):  # type: ignore[misc]
             def as_component(self, start: Any = None, stop: Any = None,
                              keep_recurrence_attributes: bool = True) -> _Instance:
@@ -443,8 +443,6 @@ def _query(cal: icalendar.Calendar) -> Any:
                                  self.end if stop is None else stop)
 
         _SELECT = recurring_ical_events.ComponentsWithName("VEVENT", Adapter)
-    import recurring_ical_events
-
     return recurring_ical_events.of(cal, components=[_SELECT])
 
 
