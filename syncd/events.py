@@ -12,6 +12,7 @@ component that cannot be read is skipped and reported; its siblings are still re
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import time
@@ -425,25 +426,27 @@ def _bounded_master(comp: icalendar.cal.Component, anchor: dt.datetime | None, z
     return copy, True
 
 
-_SELECT: Any = None
+@functools.cache
+def _select() -> Any:
+    """The library's VEVENT selection with an adapter whose ``as_component`` gives an
+    ``_Instance`` (its ``components`` option)."""
+    import recurring_ical_events
+
+    class Adapter(recurring_ical_events.EventAdapter):  # type: ignore[misc]
+        def as_component(self, start: Any = None, stop: Any = None,
+                         keep_recurrence_attributes: bool = True) -> _Instance:
+            return _Instance(self._component, self.start if start is None else start,
+                             self.end if stop is None else stop)
+
+    return recurring_ical_events.ComponentsWithName("VEVENT", Adapter)
 
 
 def _query(cal: icalendar.Calendar) -> Any:
-    """A recurring-ical-events query of ``cal``'s VEVENTs whose occurrences are
-    ``_Instance``s (the library's adapter, given through its ``components`` option)."""
+    """A recurring-ical-events query of ``cal``'s VEVENTs whose occurrences are ``_Instance``s."""
     # Loaded with the first recurring series: most passes change single events only.
     import recurring_ical_events
 
-    global _SELECT
-    if _SELECT is None:
-        class Adapter(recurring_ical_events.EventAdapter):  # type: ignore[misc]
-            def as_component(self, start: Any = None, stop: Any = None,
-                             keep_recurrence_attributes: bool = True) -> _Instance:
-                return _Instance(self._component, self.start if start is None else start,
-                                 self.end if stop is None else stop)
-
-        _SELECT = recurring_ical_events.ComponentsWithName("VEVENT", Adapter)
-    return recurring_ical_events.of(cal, components=[_SELECT])
+    return recurring_ical_events.of(cal, components=[_select()])
 
 
 class _Series:
