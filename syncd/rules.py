@@ -268,12 +268,14 @@ def catch_up_room(history: Iterable[FollowupRow], s: RuleSettings, today: dt.dat
     return max(0, room)
 
 
-def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettings, now: dt.datetime,
+def plan(people: Iterable[Person], history: Sequence[FollowupRow], s: RuleSettings, now: dt.datetime,
          kept: frozenset[str] = frozenset()) -> Plan:
     """The follow-ups to write now and the open ones whose reason went away.
 
     Args:
-        people: the result of ``infer.infer``, or the people a change touched.
+        people: the result of ``infer.infer``, or the people a change touched. Read
+            once, in order: each person is done with before the next (a derivation
+            from scratch hands over each one's history only while they are planned).
         history: every follow-up row of the ledger (states already read back).
         s: rule settings.
         now: the current instant; "today" is its date in ``s.zone``.
@@ -284,11 +286,15 @@ def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettin
     today = local_date(now, s.zone)
     result = Plan()
     catch_ups: list[Want] = []
-    owner: dict[str, Person] = {}
+    wanted: dict[str, bool] = {}  # uid -> still wanted, judged with the first person it belongs to
+    merged: list[list[FollowupRow]] = []  # the rows of people who stand for several ids
     for person in people:
         rows = _mine(person, history)
         for r in rows:
-            owner.setdefault(r.uid, person)
+            if r.uid not in wanted:
+                wanted[r.uid] = r.state == "open" and _still_wanted(r, person, rows, s, today)
+        if len(person.aliases) > 1:
+            merged.append(rows)
         first = _first_meeting(person, rows, history, s, now)
         if first:
             result.new.append(first)
@@ -299,30 +305,24 @@ def plan(people: Sequence[Person], history: Sequence[FollowupRow], s: RuleSettin
     room = catch_up_room(history, s, today)
     catch_ups.sort(key=lambda w: (w.person_due or w.due, w.name.casefold(), min(w.emails, default="")))
     result.new.extend(catch_ups[:room])
-    for row in history:
-        if row.state != "open" or row.person in kept:
-            continue
-        found = owner.get(row.uid)
-        mine = _mine(found, history) if found else []
-        if not _still_wanted(row, found, mine, s, today):
-            result.resolve.append(row.uid)
-    result.resolve += _merged_twins(people, history, set(result.resolve))
+    result.resolve = [r.uid for r in history if r.state == "open" and r.person not in kept
+                      and not wanted.get(r.uid, False)]
+    result.resolve += _merged_twins(merged, set(result.resolve))
     return result
 
 
-def _merged_twins(people: Sequence[Person], history: Sequence[FollowupRow], resolved: set[str]) -> list[str]:
+def _merged_twins(merged: Iterable[list[FollowupRow]], resolved: set[str]) -> list[str]:
     """Open follow-ups that two people had each before they merged into one (SPEC §4):
     the merged person keeps one of each kind (the earliest due), the others are resolved.
+    ``merged``: the follow-up rows of each person who stands for several ids.
 
     A catch-up or a first meeting is one per person whatever its cycle; a dated one
     (birthday, anniversary, milestone) one per cycle.
     """
     out = []
-    for person in people:
-        if len(person.aliases) < 2:
-            continue
+    for mine in merged:
         kinds: dict[tuple[str, str], list[FollowupRow]] = {}
-        for r in _mine(person, history):
+        for r in mine:
             if r.state == "open" and r.uid not in resolved:
                 cycle = "" if r.rule in (KEEP_IN_TOUCH, FIRST_MEETING) else r.cycle
                 kinds.setdefault((r.rule, cycle), []).append(r)
