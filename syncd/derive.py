@@ -34,10 +34,11 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from syncd.aside import Aside
 from syncd.clock import local_date
 from syncd.config import Config
 from syncd.identity import email_link
@@ -117,6 +118,27 @@ class Derivation:
     spliced: set[str] = field(default_factory=set)
     #: the bases stored when it was derived (what ``put_derivation`` compares with)
     before: dict[str, str] | None = None
+    #: where the meetings of ``people`` are, when not in ``Person.meetings`` (a
+    #: derivation from scratch): read them with ``each``
+    aside: Aside | None = None
+
+    def each(self) -> Iterator[Person]:
+        """``people`` in order, each with their meetings while it is their turn: those
+        set aside are read back one person at a time and let go after."""
+        if self.aside is None:
+            yield from self.people
+            return
+        for p in self.people:
+            p.meetings = self.aside.meetings(p)
+            try:
+                yield p
+            finally:
+                p.meetings = []
+
+    def close(self) -> None:
+        """Let go of the meetings set aside."""
+        if self.aside is not None:
+            self.aside.close()
 
 
 def _basis(p: Person, addresses: Iterable[str]) -> str:
@@ -341,19 +363,25 @@ class Derive:
                 yield from infer.dedupe(occs)
 
         horizon = now + self.config.horizon
-        if rebuild:
-            with self.ledger.transaction():
-                self.ledger.put_index({}, clear=True)
-                people, remembered = book.attach(stream(), now, horizon, deduped=True)
-                self.ledger.put_index(index)
-                index = {}
-        else:
-            people, remembered = book.attach(stream(), now, horizon, deduped=True)
-        self._remember(remembered, known)
+        aside = Aside()
+        try:
+            if rebuild:
+                with self.ledger.transaction():
+                    self.ledger.put_index({}, clear=True)
+                    people, remembered = book.attach(stream(), now, horizon, deduped=True, aside=aside)
+                    self.ledger.put_index(index)
+                    index = {}
+            else:
+                people, remembered = book.attach(stream(), now, horizon, deduped=True, aside=aside)
+            self._remember(remembered, known)
+        except BaseException:
+            aside.close()
+            raise
         derived = _bases(people, bases)
         before = self.ledger.bases()
         return Derivation(people, True, key, day, frozenset(), set(before) - set(derived), derived, index,
-                          index_key if rebuild else None, uids, self.ledger.stale(), directory, before=before)
+                          index_key if rebuild else None, uids, self.ledger.stale(), directory, before=before,
+                          aside=aside)
 
     def _directory(self, orders: dict[int, int], me: frozenset[str], s: infer.Settings, known: infer.Identity,
                    key: str) -> tuple[infer.Directory, dict[str, set[str]], dict[str, str], str | None]:
@@ -415,23 +443,28 @@ class Derive:
         and counted interactions, and what the derivation consumed. ``valid`` false (the
         write-back failed: the plan of these people is not done) makes the next
         derivation start from scratch."""
-        from syncd import views
+        try:
+            self._store(d, valid)
+        finally:
+            d.close()
 
-        people = d.people
+    def _store(self, d: Derivation, valid: bool) -> None:
+        from syncd import views
 
         history = self.ledger.followups()
         today = local_date(self.now(), self.config.timezone)
         s = rule_settings(self.config)
-        shared: dict[int, dt.date] = {}  # meetings are shared objects: their local date is found once
+        # Meetings held by everyone at once are shared objects: their local date is found
+        # once. Those read back from aside are not (and once let go, ids are reused).
+        shared: dict[int, dt.date] | None = {} if d.aside is None else None
         snap, stories = {}, {}
-        rows: dict[str, Iterable[Interaction]] = {}
-        for p in people:
+        for p in d.each():
             entry, story = views.snapshot(p, history, s, today, shared)
             snap[p.key] = json.dumps(entry, sort_keys=True)
             stories[p.key] = json.dumps(story, sort_keys=True)
-            # made one person at a time, as they are written: everyone's at once is the
-            # biggest thing a derivation from scratch would hold
-            rows[p.key] = _interactions(p, d.uids if p.key in d.spliced else None)
+        # made one person at a time, as they are written: everyone's at once is the
+        # biggest thing a derivation from scratch would hold
+        rows = _Histories(d)
         with self.ledger.transaction():
             self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped,
                                        spliced=(d.spliced, d.uids or set()))
@@ -443,13 +476,26 @@ class Derive:
                 self.ledger.keep("directory", d.directory)
 
 
-def _interactions(p: Person, uids: set[str] | None = None) -> Iterator[Interaction]:
-    """A person's counted meetings as interaction rows (those of ``uids`` alone, if given)."""
-    for m in p.meetings:
-        if uids is not None and m.uid not in uids:
-            continue
-        yield Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar, m.others,
-                          m.organised)
+class _Histories(Mapping[str, Iterable[Interaction]]):
+    """Each derived person's interaction rows, made when asked for (``store``): those
+    of a spliced person are the rows of the changed UIDs alone."""
+
+    def __init__(self, d: Derivation) -> None:
+        self.d = d
+        self.by_key = {p.key: p for p in d.people}
+
+    def __getitem__(self, key: str) -> Iterator[Interaction]:
+        p = self.by_key[key]
+        meetings = p.meetings if self.d.aside is None else self.d.aside.meetings(p)
+        uids = self.d.uids if key in self.d.spliced else None
+        return (Interaction(key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar, m.others,
+                            m.organised) for m in meetings if uids is None or m.uid in uids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_key)
+
+    def __len__(self) -> int:
+        return len(self.by_key)
 
 
 def _bases(people: Iterable[Person], cards: dict[str, str]) -> dict[str, str]:

@@ -137,7 +137,7 @@ class Engine:
 
         with captured(result, "write-back"):
             history = self.ledger.followups()
-            todo = rules.plan(derived.people, history, rule_settings(self.config), self.now(), derived.kept)
+            todo = rules.plan(derived.each(), history, rule_settings(self.config), self.now(), derived.kept)
             self.writeback.write(sink, sink_name, todo, result)
             with self.ledger.transaction():
                 self.accounts.save_state(sink_name, ctx)

@@ -13,11 +13,14 @@ import fnmatch
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.config import default
 from syncd.identity import Assigner, Claim, Identity
 from syncd.model import ContactRecord, Meeting, Milestone, Occurrence, PartialDate, Party, Person
+
+if TYPE_CHECKING:
+    from syncd.aside import Aside
 
 __all__ = [
     "ContactRecord",
@@ -417,7 +420,7 @@ class Directory:
 
     def attach(self, occurrences: Iterable[Occurrence], now: dt.datetime, until: dt.datetime | None = None,
                only: set[str] | None = None, strangers: set[str] | None = None, deduped: bool = False,
-               held: Iterable[str] = ()) -> tuple[list[Person], Identity | None]:
+               held: Iterable[str] = (), aside: Aside | None = None) -> tuple[list[Person], Identity | None]:
         """Give people their counted meetings; see ``derive``.
 
         ``only``: attach meetings to these address-book people (by key) alone and
@@ -427,6 +430,8 @@ class Directory:
         ``deduped``: ``occurrences`` are ``dedupe``d already, a UID at a time in UID
         order (a stream that need not be held whole). ``held``: the ids of unknown
         attendees left out by ``strangers`` (they keep them: see ``Assigner.finish``).
+        ``aside``: where the meetings that started go instead of ``Person.meetings``
+        (a derivation from scratch, which would not fit in memory).
         """
         settings, me_set, ignored = self.settings, self.me, self.ignored
         people, by_email, titles = self.people, self.by_email, self.titles
@@ -464,13 +469,20 @@ class Directory:
             elif titles is not None and occ.summary:
                 targets = [people[i] for i in sorted(titles.match(occ.summary))]
             # A person at one meeting under two of their addresses met once.
-            for person in {id(t): t for t in targets}.values():
-                if wanted is not None and person.in_address_book and id(person) not in wanted:
-                    continue
-                (person.meetings if started else person.upcoming).append(meeting)
+            found = [p for p in {id(t): t for t in targets}.values()
+                     if wanted is None or not p.in_address_book or id(p) in wanted]
+            if not started:
+                for person in found:
+                    person.upcoming.append(meeting)
+            elif aside is not None:
+                aside.add(meeting, found)
+            else:
+                for person in found:
+                    person.meetings.append(meeting)
         for email, (_, cn) in unknown_cn.items():
             unknown[email].name = cn
-        met = [unknown[e] for e in sorted(unknown) if unknown[e].meetings]
+        met = [unknown[e] for e in sorted(unknown)
+               if unknown[e].meetings or (aside is not None and aside.has(unknown[e]))]
         remembered = None
         assigner = self.assigner
         if assigner is not None:

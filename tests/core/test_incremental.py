@@ -185,7 +185,7 @@ groups = {{ Friends = "3d" }}
             scratch = Derive(self.config, copy, lambda: self.now)
             d = scratch.changed()
             assert d.full
-            seen["plan"] = rules.plan(d.people, copy.followups(), rule_settings(self.config), self.now)
+            seen["plan"] = rules.plan(d.each(), copy.followups(), rule_settings(self.config), self.now)
             scratch.store(d)
             seen["copy"] = copy
             return derive()

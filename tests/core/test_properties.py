@@ -5,7 +5,8 @@ In-process, on ``infer.infer`` and on ``events.split`` + ``events.expand``:
 series written out as explicit overrides count the same; (c) a copy of an event in a
 second calendar counts once; (d) input order does not matter; (e) a weekly local-time
 series keeps its local time across the DST switches; (f) a series expands to what
-the recurrence library's own copies of its components say.
+the recurrence library's own copies of its components say; (g) meetings set aside on
+disk (a derivation from scratch) come back as they were attached.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd import events, infer
+from syncd.aside import Aside
 from syncd.infer import ContactRecord, Occurrence, Party
 
 ME = "me@example.org"
@@ -286,3 +288,43 @@ def test_f_a_series_expands_as_the_library_copies_it(drawn: tuple[str, list[list
     want = [events._occurrence(c, "f@example.org", BERLIN, True, 0) for c in copies]
     want = sorted((o for o in want if lo <= o.start < hi), key=lambda o: (o.start, o.recurrence_id))
     assert occs == want
+
+
+# -- (g) meetings set aside ----------------------------------------------------------
+@st.composite
+def crowded(draw: Any) -> list[Occurrence]:
+    """Meetings that count, with few UIDs and few start times, in several zones, with
+    and without an end: they tie on start, or on start and UID, and must keep their order."""
+    out = []
+    for i in range(draw(st.integers(0, 16))):
+        start = BASE + dt.timedelta(minutes=draw(st.sampled_from([0, 30, 90])) - 60 * 24 * draw(st.integers(0, 3)),
+                                    microseconds=draw(st.sampled_from([0, 1, 999_999])))
+        zone = draw(st.sampled_from([UTC, BERLIN, zoneinfo.ZoneInfo("America/St_Johns")]))
+        end = draw(st.none() | st.just(start + dt.timedelta(minutes=45)))
+        guests = draw(st.lists(st.sampled_from(EMAILS[:3]), min_size=1, max_size=2, unique=True))
+        out.append(Occurrence(uid=draw(st.sampled_from(["a", "b", "c"])), recurrence_id=f"r{i % 5}",
+                              start=start.astimezone(zone), end=end, order=draw(st.integers(0, 1)),
+                              summary=draw(st.sampled_from(["", "Tee mit Ann 🫖", "Sync"])),
+                              organizer=draw(st.sampled_from([None, Party(ME), Party(EMAILS[0])])),
+                              attendees=tuple(Party(e, partstat="ACCEPTED") for e in guests)))
+    return out
+
+
+@SETTINGS
+@given(crowded(), contacts(), options.map(lambda s: dataclasses.replace(s, max_attendees=5)))
+def test_g_meetings_set_aside_come_back_as_attached(occs: list[Occurrence], recs: list[ContactRecord],
+                                                     s: infer.Settings) -> None:
+    until = NOW + dt.timedelta(days=60)
+    # a UID at a time, as a derivation from scratch streams them: not in time order
+    stream = [o for _, same in itertools.groupby(sorted(occs, key=lambda o: o.uid), key=lambda o: o.uid)
+              for o in infer.dedupe(same)]
+    held, _ = infer.Directory(recs, {ME}, s).attach(stream, NOW, until, deduped=True)
+    aside = Aside()
+    try:
+        light, _ = infer.Directory(recs, {ME}, s).attach(stream, NOW, until, deduped=True, aside=aside)
+        assert [(p.key, p.name, p.upcoming) for p in light] == [(p.key, p.name, p.upcoming) for p in held]
+        assert all(not p.meetings for p in light)
+        for p, q in zip(light, held, strict=True):
+            assert aside.meetings(p) == q.meetings
+    finally:
+        aside.close()
