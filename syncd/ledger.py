@@ -436,10 +436,6 @@ class Ledger:
         self.conn = conn
         self.path = path
         self.in_transaction = False  # inside transaction(): writes are allowed
-        # While an index rebuild's transaction is open: every ``terms`` row (id -> UID),
-        # which the rebuild alone wrote since it emptied the table, so placing its
-        # next UIDs reads no row back.
-        self._rebuilt: dict[int, str] | None = None
 
     @classmethod
     def open(cls, path: Path, readonly: bool = False) -> Ledger:
@@ -613,11 +609,9 @@ class Ledger:
             yield self.conn
         except BaseException:
             self.in_transaction = False
-            self._rebuilt = None
             self.conn.execute("ROLLBACK")
             raise
         self.in_transaction = False
-        self._rebuilt = None
         self.conn.execute("COMMIT")
 
     # -- meta ----------------------------------------------------------------
@@ -986,8 +980,6 @@ class Ledger:
                 yield i, json.loads(a), json.loads(w)
 
     def _term_slots(self, ids: list[int]) -> dict[int, Any]:
-        if (placed := self._rebuilt) is not None:
-            return {i: placed[i] for i in ids if i in placed}
         return {i: uid for i, uid in self._rows_by_id("SELECT id, uid FROM terms", ids)}
 
     def _rows_by_id(self, select: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
@@ -1063,20 +1055,15 @@ class Ledger:
         if clear:
             for table in ("attend", "titled", "terms"):
                 self.conn.execute(f"DELETE FROM {table}")
-            self._rebuilt = {}
-        elif self._rebuilt is None or not set(index).isdisjoint(self._rebuilt.values()):
-            # What was indexed for these UIDs, found by id in ``terms``, goes by its key.
-            # A rebuild's next UIDs, none of them indexed yet, skip this: placing 20,000
-            # of them only to find nothing costs 0.2 s.
-            before = list(self._terms(index))
-            self.conn.executemany("DELETE FROM attend WHERE address=? AND term=?",
-                                  [(a, i) for i, addrs, _ in before for a in addrs])
-            self.conn.executemany("DELETE FROM titled WHERE word=? AND term=?",
-                                  [(w, i) for i, _, words in before for w in words])
-            self.conn.executemany("DELETE FROM terms WHERE id=?", [(i,) for i, _, _ in before])
-            if self._rebuilt is not None:
-                for i, _, _ in before:
-                    del self._rebuilt[i]
+        # What was indexed for these UIDs, found by id in ``terms``, goes by its key. A
+        # rebuild's UIDs are looked up too (placing 20,000 of them costs about 0.2 s):
+        # remembering the ids it wrote would take 40 MB at 200,000 events.
+        before = list(self._terms(index))
+        self.conn.executemany("DELETE FROM attend WHERE address=? AND term=?",
+                              [(a, i) for i, addrs, _ in before for a in addrs])
+        self.conn.executemany("DELETE FROM titled WHERE word=? AND term=?",
+                              [(w, i) for i, _, words in before for w in words])
+        self.conn.executemany("DELETE FROM terms WHERE id=?", [(i,) for i, _, _ in before])
         self._put_terms(index)
 
     def _put_terms(self, index: Mapping[str, tuple[Iterable[str], Iterable[str]]]) -> None:
@@ -1086,8 +1073,6 @@ class Ledger:
             terms = [(uid, sorted(set(a)), sorted(set(w))) for uid, (a, w) in batch]
             terms = [t for t in terms if t[1] or t[2]]
             ids, _ = self._place({uid: _hash_id(uid) for uid, _, _ in terms}, self._term_slots)
-            if self._rebuilt is not None:
-                self._rebuilt.update((ids[uid], uid) for uid, _, _ in terms)
             self.conn.executemany("INSERT INTO terms VALUES (?, ?, ?, ?)",
                                   [(ids[uid], uid, json.dumps(a), json.dumps(w)) for uid, a, w in terms])
             self.conn.executemany("INSERT INTO attend VALUES (?, ?)",

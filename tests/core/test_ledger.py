@@ -154,7 +154,7 @@ def test_rows_of_one_hash_are_each_found_again(led: Ledger, monkeypatch: pytest.
 
 def test_an_index_rebuilt_in_batches_is_the_index_written_at_once(led: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     # Two windows that overlap (even UIDs from id 7, odd ones from 8): the rebuild places
-    # later batches among the ids of earlier ones from memory, a UID indexed twice keeps
+    # later batches among the ids of earlier ones, a UID indexed twice keeps
     # only its last terms, and a UID indexed with nothing frees its place at once.
     monkeypatch.setattr(L, "_hash_id", lambda key: 7 + int(key[1:]) % 2)
     batches = [{"u0": (("a0@x",), ("w0",)), "u1": (("a1@x",), ())},
@@ -169,7 +169,7 @@ def test_an_index_rebuilt_in_batches_is_the_index_written_at_once(led: Ledger, m
     assert led.uids_of(["a1@x", "a2@x", "b1@x"], ["w3"]) == {"u1", "u3"}
     ids = dict(led.conn.execute("SELECT uid, id FROM terms"))
     assert ids == {"u0": 7, "u1": 8, "u5": 9, "u3": 10, "u7": 11}
-    with led.transaction():  # later passes read the rebuilt rows back from the table
+    with led.transaction():  # later passes find the rebuilt rows
         led.put_derivation({"u0": ((), ())}, {}, [], [], [])
     with led.transaction():
         led.put_derivation({"u2": (("c2@x",), ())}, {}, [], [], [])
