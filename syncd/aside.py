@@ -15,6 +15,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Sequence
 
+from syncd.errors import TempFailError
 from syncd.model import Meeting, Person
 
 #: rows held before they are written
@@ -74,7 +75,10 @@ class Aside:
             return []
         self._flush()
         if not self._indexed:
-            self._db.execute("CREATE INDEX met_person ON met(person, seq)")  # once every row is in: faster
+            try:
+                self._db.execute("CREATE INDEX met_person ON met(person, seq)")  # once every row is in: faster
+            except sqlite3.Error as exc:
+                raise _unwritable(exc) from exc
             self._indexed = True
         out = [Meeting(dt.datetime.fromtimestamp(start, _UTC), summary, uid, rid, _time(end), account, calendar, others,
                        bool(organised))
@@ -89,9 +93,20 @@ class Aside:
         self._db.close()
 
     def _flush(self) -> None:
-        if self._meetings:
-            self._db.execute("BEGIN")
+        if not self._meetings:
+            return
+        try:  # each statement commits on its own: with no journal, that costs nothing
             self._db.executemany("INSERT INTO meetings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._meetings)
             self._db.executemany("INSERT INTO met VALUES (?, ?)", self._met)
-            self._db.execute("COMMIT")
-            self._meetings, self._met = [], []
+        except sqlite3.Error as exc:
+            raise _unwritable(exc) from exc
+        self._meetings, self._met = [], []
+
+
+def _unwritable(exc: sqlite3.Error) -> TempFailError:
+    """A temporary file that cannot grow: nothing of the ledger is lost, and a retry
+    with room works (exit 75)."""
+    return TempFailError(
+        f"cannot set a derivation's meetings aside in SQLite's temporary folder ($SQLITE_TMPDIR, else $TMPDIR, "
+        f"else /var/tmp): {exc}. The ledger is intact. Free some space there, or point SQLITE_TMPDIR at a "
+        "folder with room, then run syncd again")

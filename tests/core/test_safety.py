@@ -179,6 +179,35 @@ def test_a_full_disk_names_the_ledger_and_keeps_it_intact(tmp_path: Path, how: s
         assert {k: after[k] for k in before} == before  # what was committed is still there
 
 
+_ASIDE = """
+import datetime as dt, resource, sys
+from syncd import errors
+from syncd.aside import Aside
+from syncd.model import Meeting, Person
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+people = [Person(f"p{i}", f"P {i}", [f"p{i}@example.com"]) for i in range(50)]
+aside = Aside()
+try:
+    for i in range(200_000):
+        start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=i)
+        aside.add(Meeting(start, "Notes " + "x" * 200, f"uid-{i}@example.com", ""), people[i % 50:i % 50 + 3])
+    aside.meetings(people[0])
+except errors.TempFailError as exc:
+    print(exc)
+    sys.exit(exc.exit_code)
+"""
+
+
+def test_a_temporary_folder_without_room_is_named_and_retried_later(tmp_path: Path) -> None:
+    # A derivation from scratch sets its meetings aside in SQLite's temporary folder
+    # (here ``SQLITE_TMPDIR``); a file there that may not grow past 1 MB is that folder full.
+    env = {**os.environ, "SQLITE_TMPDIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", _ASIDE], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 75, proc.stderr
+    assert "SQLITE_TMPDIR" in proc.stdout and "ledger is intact" in proc.stdout and "run syncd again" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
 # -- 6: bad configs exit 78 naming file and key, creating nothing ------------------------
 def _bad_configs(root: Path) -> dict[str, tuple[str, str]]:
     """name -> (config text, the key the error must name)."""
