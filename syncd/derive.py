@@ -34,7 +34,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,7 @@ from syncd.aside import Aside
 from syncd.clock import local_date
 from syncd.config import Config
 from syncd.identity import email_link
-from syncd.ledger import Interaction, Ledger, occurrence_from, parse_iso, record_from
+from syncd.ledger import Interaction, Ledger, PersonRows, occurrence_from, parse_iso, record_from
 from syncd.model import ContactRecord, Meeting, Occurrence, Person
 
 if TYPE_CHECKING:
@@ -457,17 +457,15 @@ class Derive:
         # Meetings held by everyone at once are shared objects: their local date is found
         # once. Those read back from aside are not (and once let go, ids are reused).
         shared: dict[int, dt.date] | None = {} if d.aside is None else None
-        snap, stories = {}, {}
-        for p in d.each():
-            entry, story = views.snapshot(p, history, s, today, shared)
-            snap[p.key] = json.dumps(entry, sort_keys=True)
-            stories[p.key] = json.dumps(story, sort_keys=True)
-        # made one person at a time, as they are written: everyone's at once is the
-        # biggest thing a derivation from scratch would hold
-        rows = _Histories(d)
+
+        def rows() -> Iterator[PersonRows]:
+            for p in d.each():
+                entry, story = views.snapshot(p, history, s, today, shared)
+                yield PersonRows(p.key, json.dumps(entry, sort_keys=True), json.dumps(story, sort_keys=True),
+                                 _interactions(p, d.uids if p.key in d.spliced else None))
+
         with self.ledger.transaction():
-            self.ledger.replace_people(snap, stories, rows, None if d.full else d.dropped,
-                                       spliced=(d.spliced, d.uids or set()))
+            self.ledger.replace_people(rows(), None if d.full else d.dropped, spliced=(d.spliced, d.uids or set()))
             self.ledger.put_derivation(d.index, d.bases, d.dropped, d.uids, d.stale, d.before)
             self.ledger.set_meta("derived", f"{d.key}|{d.day}|{self.now().isoformat()}" if valid else "")
             if d.rebuild is not None:
@@ -476,26 +474,13 @@ class Derive:
                 self.ledger.keep("directory", d.directory)
 
 
-class _Histories(Mapping[str, Iterable[Interaction]]):
-    """Each derived person's interaction rows, made when asked for (``store``): those
-    of a spliced person are the rows of the changed UIDs alone."""
-
-    def __init__(self, d: Derivation) -> None:
-        self.d = d
-        self.by_key = {p.key: p for p in d.people}
-
-    def __getitem__(self, key: str) -> Iterator[Interaction]:
-        p = self.by_key[key]
-        meetings = p.meetings if self.d.aside is None else self.d.aside.meetings(p)
-        uids = self.d.uids if key in self.d.spliced else None
-        return (Interaction(key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar, m.others,
-                            m.organised) for m in meetings if uids is None or m.uid in uids)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.by_key)
-
-    def __len__(self) -> int:
-        return len(self.by_key)
+def _interactions(p: Person, uids: set[str] | None = None) -> Iterator[Interaction]:
+    """A person's counted meetings as interaction rows (those of ``uids`` alone, if given)."""
+    for m in p.meetings:
+        if uids is not None and m.uid not in uids:
+            continue
+        yield Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar, m.others,
+                          m.organised)
 
 
 def _bases(people: Iterable[Person], cards: dict[str, str]) -> dict[str, str]:

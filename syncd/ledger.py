@@ -395,6 +395,17 @@ class Interaction:
     organised: bool
 
 
+@dataclass(frozen=True)
+class PersonRows:
+    """What a derivation stores of one person (``Ledger.replace_people``): their
+    ``people --json`` entry and their story (JSON texts), and their interactions."""
+
+    key: str
+    entry: str
+    story: str
+    interactions: Iterable[Interaction]
+
+
 @dataclass
 class FollowupRow:
     """One follow-up's lifecycle."""
@@ -1149,12 +1160,15 @@ class Ledger:
 
     # -- people snapshot and runs --------------------------------------------
     @_writes
-    def replace_people(self, people: dict[str, str], stories: dict[str, str],
-                       interactions: Mapping[str, Iterable[Interaction]], dropped: Iterable[str] | None = None,
+    def replace_people(self, people: Iterable[PersonRows], dropped: Iterable[str] | None = None,
                        spliced: tuple[set[str], set[str]] = (set(), set())) -> None:
-        """Store what an inference derived (inside a transaction): the people snapshot
-        (key -> ``people --json`` entry), each person's story (upcoming meetings and
-        explanations) and their counted interactions.
+        """Store what an inference derived (inside a transaction): each person's
+        snapshot entry, story (upcoming meetings and explanations) and counted
+        interactions.
+
+        ``people`` is read once, a person at a time, and each one's interactions before
+        the next person is asked for: a derivation from scratch reads everyone's meetings
+        back one person at a time (``derive.Derivation.each``).
 
         ``dropped``: the people who are gone, when ``people`` holds only those derived
         again (an incremental derivation); None: ``people`` is everyone, the others go.
@@ -1167,20 +1181,34 @@ class Ledger:
         these UIDs changed, and ``interactions`` holds those alone (a pass after a few
         changed meetings costs them, not the people's whole histories).
         """
-        if dropped is None:
-            gone = [k for (k,) in self.conn.execute("SELECT key FROM people") if k not in people]
-        else:
-            gone = [k for k in dropped if k not in people]
-        for table, column in (("people", "key"), ("stories", "key"), ("histories", "person")):
-            self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
-        old = self._texts("people", "key", "data", people if dropped is not None else None)
-        self.conn.executemany("INSERT OR REPLACE INTO people(key, data, due) VALUES (?, ?, ?)",  # packed one at a time
-                              ((k, self._pack(v), _due(v)) for k, v in people.items() if old.get(k) != v))
-        old = self._texts("stories", "key", "data", stories if dropped is not None else None)
-        self.conn.executemany("INSERT OR REPLACE INTO stories VALUES (?, ?)",
-                              ((k, self._pack(v)) for k, v in stories.items() if old.get(k) != v))
         partial, uids = spliced
-        added = {k: _deduped([_met(i) for i in interactions.get(k, ())]) for k in partial}
+        seen: set[str] = set()
+        added: dict[str, list[_Met]] = {}
+        changed: dict[str, list[_Met]] = {}
+        held = 0
+        for p in people:
+            seen.add(p.key)
+            if self._text("people", p.key) != p.entry:
+                self.conn.execute("INSERT OR REPLACE INTO people(key, data, due) VALUES (?, ?, ?)",
+                                  (p.key, self._pack(p.entry), _due(p.entry)))
+            if self._text("stories", p.key) != p.story:
+                self.conn.execute("INSERT OR REPLACE INTO stories VALUES (?, ?)", (p.key, self._pack(p.story)))
+            rows = _deduped([_met(i) for i in p.interactions])
+            if p.key in partial:
+                added[p.key] = rows
+                continue
+            # (digests of another form, schema 3's or before sums: the first derivation
+            # that meets them writes the history once more)
+            digest = _digest(rows)
+            if self._digest_of(p.key) == digest:
+                continue
+            changed[p.key] = rows
+            held += len(rows) + 1
+            self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (p.key, digest))
+            if held >= _ROWS_AT_ONCE:  # some people at a time: a whole ledger's rows would not fit
+                self._put_interactions(changed)
+                changed, held = {}, 0
+        self._put_interactions(changed)
         removed = self._put_interactions(added, uids)
         # A digest is a sum over rows: the rows that went are taken out of it, those that
         # came are added (a digest of another form goes: the next derivation of their
@@ -1191,25 +1219,22 @@ class Ledger:
             for k, rows in added.items() if k in kept and kept[k].startswith(_DIGEST)])
         self.conn.executemany("DELETE FROM histories WHERE person=?",
                               [(k,) for k in partial if k in kept and not kept[k].startswith(_DIGEST)])
-        digests = self._texts("histories", "person", "digest", people if dropped is not None else None)
-        changed: dict[str, list[_Met]] = {k: [] for k in gone}
-        held = 0
-        for person in people:
-            if person in partial:
-                continue
-            if held >= _ROWS_AT_ONCE:  # some people at a time: a whole ledger's rows would not fit
-                self._put_interactions(changed)
-                changed, held = {}, 0
-            rows = _deduped([_met(i) for i in interactions.get(person, ())])
-            # (digests of another form, schema 3's or before sums: the first derivation
-            # that meets them writes the history once more)
-            digest = _digest(rows)
-            if digests.get(person) == digest:
-                continue
-            changed[person] = rows
-            held += len(rows) + 1
-            self.conn.execute("INSERT OR REPLACE INTO histories VALUES (?, ?)", (person, digest))
-        self._put_interactions(changed)
+        if dropped is None:
+            gone = [k for (k,) in self.conn.execute("SELECT key FROM people") if k not in seen]
+        else:
+            gone = [k for k in dropped if k not in seen]
+        for table, column in (("people", "key"), ("stories", "key"), ("histories", "person")):
+            self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
+        self._put_interactions({k: [] for k in gone})
+
+    def _text(self, table: str, key: str) -> str | None:
+        """The stored (unpacked) text of one person in ``people`` or ``stories``."""
+        row = self.conn.execute(f"SELECT data FROM {table} WHERE key=?", (key,)).fetchone()
+        return None if row is None else unpack(row[0])
+
+    def _digest_of(self, person: str) -> str | None:
+        row = self.conn.execute("SELECT digest FROM histories WHERE person=?", (person,)).fetchone()
+        return None if row is None else str(row[0])
 
     def _put_interactions(self, people: Mapping[str, list[_Met]], uids: set[str] | None = None
                           ) -> dict[str, list[_Met]]:

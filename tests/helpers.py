@@ -215,3 +215,10 @@ class KeyringCli:
     def ledger_bytes(self) -> bytes:
         """The ledger and its WAL files."""
         return b"".join(p.read_bytes() for p in sorted(self.ledger.parent.glob(self.ledger.name + "*")))
+
+
+def rows_of(people: dict[str, list[Any]]) -> list[Any]:
+    """``Ledger.replace_people``'s input: each person's interactions, with an empty entry and story."""
+    from syncd.ledger import PersonRows
+
+    return [PersonRows(k, "{}", "{}", v) for k, v in people.items()]

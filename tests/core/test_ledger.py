@@ -13,6 +13,7 @@ import pytest
 from syncd import ledger as L
 from syncd.ledger import Interaction, Ledger
 from syncd.model import Occurrence
+from tests.helpers import rows_of
 
 T = dt.datetime(2026, 6, 1, 10, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
@@ -62,7 +63,7 @@ def test_a_meeting_is_stored_once_and_goes_with_its_last_row(led: Ledger) -> Non
 
     def store(people: dict[str, list[Interaction]], dropped: list[str] | None = None) -> None:
         with led.transaction():
-            led.replace_people({k: "{}" for k in people}, {}, people, dropped)
+            led.replace_people(rows_of(people), dropped)
 
     store({"p": [lunch, call], "q": [Interaction("q", *list(lunch.__dict__.values())[1:])]})
     assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 2
@@ -98,7 +99,7 @@ def test_people_handed_on_in_parts_store_what_one_hand_over_does(
         for ledger, limit in ((one, 10**6), (led, at_once)):
             monkeypatch.setattr(L, "_ROWS_AT_ONCE", limit)
             with ledger.transaction():
-                ledger.replace_people({k: "{}" for k in people}, {}, people)
+                ledger.replace_people(rows_of(people))
         tables = {t: sorted(tuple(r) for r in one.conn.execute(f"SELECT * FROM {t}"))
                   for t in ("interactions", "meetings", "histories")}
         assert tables == {t: sorted(tuple(r) for r in led.conn.execute(f"SELECT * FROM {t}")) for t in tables}
@@ -123,14 +124,14 @@ def test_a_spliced_history_keeps_a_digest_of_its_rows(led: Ledger) -> None:
     call = Interaction("p", "w", "", T + DAY, None, "Call", "a", "two", 2, False)
     moved = Interaction("p", "u", "", T + 2 * DAY, None, "Lunch, moved", "a", "one", 3, False)
     with led.transaction():
-        led.replace_people({"p": "{}"}, {}, {"p": [lunch, call]})
+        led.replace_people(rows_of({"p": [lunch, call]}))
     with led.transaction():  # u changed: only its row is given
-        led.replace_people({"p": "{}"}, {}, {"p": [moved]}, [], spliced=({"p"}, {"u"}))
+        led.replace_people(rows_of({"p": [moved]}), [], spliced=({"p"}, {"u"}))
     [(digest,)] = led.conn.execute("SELECT digest FROM histories WHERE person='p'")
     assert digest == _stored_digest(led, "p") != L._digest([L._met(lunch), L._met(call)])
     before = led.conn.total_changes
     with led.transaction():
-        led.replace_people({"p": "{}"}, {}, {"p": [call, moved]})
+        led.replace_people(rows_of({"p": [call, moved]}))
     assert led.conn.total_changes == before  # the same history: nothing written
     assert [r["summary"] for r in led.history("p")] == ["Lunch, moved", "Call"]
 

@@ -12,6 +12,7 @@ import pytest
 
 from syncd import ledger as ledger_mod
 from syncd.ledger import FollowupRow, Interaction, Ledger
+from tests.helpers import rows_of
 from tests.team import pg
 
 
@@ -64,7 +65,7 @@ def test_interactions_end_column(both: tuple[Ledger, Ledger]) -> None:
     lunch = Interaction("p", "u", "", t, t + dt.timedelta(hours=1), "Lunch", "a", "c", 1, False)
     for led in both:
         with led.transaction():
-            led.replace_people({"p": "{}", "q": "{}"}, {}, {"p": [lunch], "q": [dataclasses.replace(lunch, person="q")]})
+            led.replace_people(rows_of({"p": [lunch], "q": [dataclasses.replace(lunch, person="q")]}))
     rows = [led.conn.execute("SELECT * FROM interactions ORDER BY person").fetchall() for led in both]
     assert [tuple(r) for r in rows[0]] == [tuple(r) for r in rows[1]] == [
         (k, "u", "", "2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "Lunch", "a", "c", 1, 0) for k in "pq"]
@@ -74,10 +75,10 @@ def test_interactions_end_column(both: tuple[Ledger, Ledger]) -> None:
          "calendar": "c", "others": 1, "organised": False}]
     for led in both:  # p goes: the meeting stays for q; q goes: it goes too
         with led.transaction():
-            led.replace_people({"q": "{}"}, {}, {"q": [dataclasses.replace(lunch, person="q")]})
+            led.replace_people(rows_of({"q": [dataclasses.replace(lunch, person="q")]}))
         assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 1
         with led.transaction():
-            led.replace_people({}, {}, {})
+            led.replace_people([])
         assert led.conn.execute("SELECT count(*) FROM meetings").fetchone()[0] == 0
 
 
