@@ -31,9 +31,11 @@ FULL_FREQUENCY = 24  # distinct days a year that count as "as often as it gets"
 PERSON, GROUP, LEARNED = "person", "group", "learned"
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=1 << 12)
 def local_date(when: dt.datetime, zone: dt.tzinfo) -> dt.date:
-    """The local date of an instant (cached: every pass asks again for every meeting)."""
+    """The local date of an instant (cached: a person's meetings are asked for again by
+    each rule that reads them). Small: the cache holds its instants, and one that held
+    every meeting's would take 14 MB at 200,000 events, for as long as the daemon runs."""
     return when.astimezone(zone).date()
 
 
