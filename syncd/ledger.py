@@ -1188,10 +1188,10 @@ class Ledger:
         held = 0
         for p in people:
             seen.add(p.key)
-            if self._text("people", p.key) != p.entry:
+            if self._texts("people", "key", "data", [p.key]).get(p.key) != p.entry:
                 self.conn.execute("INSERT OR REPLACE INTO people(key, data, due) VALUES (?, ?, ?)",
                                   (p.key, self._pack(p.entry), _due(p.entry)))
-            if self._text("stories", p.key) != p.story:
+            if self._texts("stories", "key", "data", [p.key]).get(p.key) != p.story:
                 self.conn.execute("INSERT OR REPLACE INTO stories VALUES (?, ?)", (p.key, self._pack(p.story)))
             rows = _deduped([_met(i) for i in p.interactions])
             if p.key in partial:
@@ -1200,7 +1200,7 @@ class Ledger:
             # (digests of another form, schema 3's or before sums: the first derivation
             # that meets them writes the history once more)
             digest = _digest(rows)
-            if self._digest_of(p.key) == digest:
+            if self._texts("histories", "person", "digest", [p.key]).get(p.key) == digest:
                 continue
             changed[p.key] = rows
             held += len(rows) + 1
@@ -1226,15 +1226,6 @@ class Ledger:
         for table, column in (("people", "key"), ("stories", "key"), ("histories", "person")):
             self.conn.executemany(f"DELETE FROM {table} WHERE {column}=?", [(k,) for k in gone])
         self._put_interactions({k: [] for k in gone})
-
-    def _text(self, table: str, key: str) -> str | None:
-        """The stored (unpacked) text of one person in ``people`` or ``stories``."""
-        row = self.conn.execute(f"SELECT data FROM {table} WHERE key=?", (key,)).fetchone()
-        return None if row is None else unpack(row[0])
-
-    def _digest_of(self, person: str) -> str | None:
-        row = self.conn.execute("SELECT digest FROM histories WHERE person=?", (person,)).fetchone()
-        return None if row is None else str(row[0])
 
     def _put_interactions(self, people: Mapping[str, list[_Met]], uids: set[str] | None = None
                           ) -> dict[str, list[_Met]]:
