@@ -61,7 +61,7 @@ DIRECTORY_FORMAT = "1"
 
 #: a derivation that makes the index anew writes it this many UIDs at a time
 _INDEX_BATCH = 5000
-#: people ``_on_top`` gives their stored meetings at a time
+#: people whose stored rows are read at a time (``_on_top``, ``Derivation.each``)
 _ON_TOP_BATCH = 200
 
 #: past this many changed UIDs, starting from scratch costs less than tracing them
@@ -121,19 +121,30 @@ class Derivation:
     #: where the meetings of ``people`` are, when not in ``Person.meetings`` (a
     #: derivation from scratch): read them with ``each``
     aside: Aside | None = None
+    #: the stored meetings of some of ``spliced`` (person -> those not of ``uids``),
+    #: read when ``each`` comes to them: ``Person.meetings`` holds only their changed ones
+    stored: Callable[[list[str]], dict[str, list[Meeting]]] | None = None
 
     def each(self) -> Iterator[Person]:
-        """``people`` in order, each with their meetings while it is their turn: those
-        set aside are read back one person at a time and let go after."""
-        if self.aside is None:
+        """``people`` in order, each with all their meetings while it is their turn:
+        those set aside, or stored, are read some people at a time and let go after."""
+        if self.aside is None and self.stored is None:
             yield from self.people
             return
-        for p in self.people:
-            p.meetings = self.aside.meetings(p)
-            try:
-                yield p
-            finally:
-                p.meetings = []
+        order: Callable[[Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
+        for at in range(0, len(self.people), _ON_TOP_BATCH):
+            some = self.people[at:at + _ON_TOP_BATCH]
+            stored = self.stored([p.key for p in some if p.key in self.spliced]) if self.stored else {}
+            for p in some:
+                own = p.meetings
+                if self.aside is not None:
+                    p.meetings = self.aside.meetings(p)
+                elif p.key in stored:  # stable: the changed ones first among equals, as from scratch
+                    p.meetings = sorted(own + stored.pop(p.key), key=order)
+                try:
+                    yield p
+                finally:
+                    p.meetings = own
 
     def close(self) -> None:
         """Let go of the meetings set aside."""
@@ -298,23 +309,30 @@ class Derive:
         for k in self.ledger.people_ids() - dirty - done:
             kept |= groups.get(k, set()) | {k}
         return Derivation(people, False, key, day, frozenset(kept), dirty - done,
-                          _bases(people, bases), index, None, uids, stale, directory, topped & done, before)
+                          _bases(people, bases), index, None, uids, stale, directory, topped & done, before,
+                          stored=self._stored(uids) if topped & done else None)
+
+    def _stored(self, uids: set[str]) -> Callable[[list[str]], dict[str, list[Meeting]]]:
+        """Reads people's stored meetings but those of ``uids`` (``Derivation.stored``)."""
+        def read(keys: list[str]) -> dict[str, list[Meeting]]:
+            return {k: [_meeting(r) for r in rows if r[1] not in uids]
+                    for k, rows in self.ledger.meetings_of(keys, {}).items()}
+        return read
 
     def _on_top(self, people: list[Person], keys: set[str], uids: set[str], before: dict[str, str],
                 groups: dict[str, set[str]]) -> list[Person]:
-        """Give ``keys`` their stored meetings but those of ``uids`` (whose meetings
-        ``people`` holds as derived now); returns the people known by one address among
-        them, whom no record brought into ``people``."""
+        """Keep of ``keys``' meetings those of ``uids`` (``people`` holds them as derived
+        now; their stored ones join them in ``Derivation.each``) and give them their
+        stored upcoming meetings but those of ``uids``; returns the people known by one
+        address among them, whom no record brought into ``people``."""
         order: Callable[[Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
         by_key = {p.key: p for p in people}
         extra = []
         every = sorted(keys)
-        shared: dict[Any, Any] = {}  # texts and times, one object each (``meetings_of``)
-        # Some people at a time: on a new day ``keys`` is everyone, and their stored rows
-        # all read at once would sit beside the meetings made of them.
+        # Some people at a time: on a new day ``keys`` is everyone. Their stored meetings
+        # are not read here: all of them at once would not fit the memory a pass may take.
         for at in range(0, len(every), _ON_TOP_BATCH):
             batch = every[at:at + _ON_TOP_BATCH]
-            stored = self.ledger.meetings_of(batch, shared)
             stories = self.ledger.stories_of(batch)
             entries = self.ledger.entries_of([k for k in batch if k not in by_key])
             for k in batch:
@@ -326,8 +344,7 @@ class Derive:
                     p = Person(key=k, name=entry["name"], emails=[before[k][len(_STRANGER):]],
                                aliases=frozenset(groups.get(k, set()) | {k}))
                     extra.append(p)
-                p.meetings = sorted([m for m in p.meetings if m.uid in uids]
-                                    + [_meeting(r) for r in stored.pop(k, ()) if r[1] not in uids], key=order)
+                p.meetings = [m for m in p.meetings if m.uid in uids]
                 p.upcoming = sorted([m for m in p.upcoming if m.uid in uids]
                                     + [_upcoming(u) for u in stories.get(k, {}).get("upcoming", ())
                                        if u["uid"] not in uids], key=order)
@@ -455,8 +472,9 @@ class Derive:
         today = local_date(self.now(), self.config.timezone)
         s = rule_settings(self.config)
         # Meetings held by everyone at once are shared objects: their local date is found
-        # once. Those read back from aside are not (and once let go, ids are reused).
-        shared: dict[int, dt.date] | None = {} if d.aside is None else None
+        # once. Those read back (set aside or stored) are not, and once let go, their ids
+        # are reused.
+        shared: dict[int, dt.date] | None = {} if d.aside is None and d.stored is None else None
 
         def rows() -> Iterator[PersonRows]:
             for p in d.each():

@@ -303,6 +303,68 @@ type = "memory"
     ledger.close()
 
 
+def test_a_new_day_reads_each_ones_stored_meetings_on_their_turn(tmp_path: Path) -> None:
+    """On a new day everyone is derived again from their stored meetings: those are
+    read when ``each`` comes to a person (all of them at once would not fit a big
+    ledger), every time it is asked, and are what a derivation from scratch gives."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"""
+[syncd]
+me = ["{ME}"]
+timezone = "Europe/Berlin"
+ledger = "{tmp_path / 'ledger.sqlite3'}"
+[accounts.mem]
+type = "memory"
+""")
+    conf = config.load(cfg)
+    store = MemoryConnector.stores["mem"] = MemoryStore()
+    store.calendars["cal"] = {}
+    store.addressbooks["book"] = {}
+    for i in range(6):
+        store.put(CONTACTS, "book", f"c{i}.vcf", vcard(f"Person {i}", f"p{i}@example.org", uid=f"c{i}"))
+        for k in range(3):  # some meetings shared by two people, two at the same time
+            guests = [f"p{i}@example.org", f"p{(i + k) % 6}@example.org"]
+            store.put(EVENTS, "cal", f"m{i}-{k}.ics", event(f"m{i}-{k}", f"202603{k + 1:02d}T10000{k % 2}Z",
+                                                            f"Coffee {k}", guests))
+    store.put(EVENTS, "cal", "stranger.ics", event("s", "20260304T100000Z", "Visit", ["s0@example.net"]))
+    now = dt.datetime(2026, 3, 20, 9, tzinfo=dt.timezone.utc)
+    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+    engine = Engine(conf, ledger, now=lambda: now)
+    try:
+        assert engine.run_pass().ok
+        now += dt.timedelta(days=1)
+        store.put(EVENTS, "cal", "m0-1.ics", event("m0-1", "20260302T100000Z", "Tea", ["p0@example.org",
+                                                                                     "p1@example.org"]))
+        # a renamed card: its person is derived whole, from every meeting of theirs
+        store.put(CONTACTS, "book", "c2.vcf", vcard("Pat Two", "p2@example.org", uid="c2"))
+        assert engine.sync_account("mem").ok
+        d = engine.derive.changed()
+        assert not d.full and d.stored is not None
+        # nothing stored is read yet: the others hold only the changed meeting
+        assert sorted((p.name, sorted(m.summary for m in p.meetings)) for p in d.people if p.meetings) == [
+            ("Pat Two", ["Coffee 0", "Coffee 1", "Coffee 1", "Coffee 2", "Coffee 2"]),
+            ("Person 0", ["Tea"]), ("Person 1", ["Tea"])]
+        assert len(d.people) == 7
+        copy = _copy_to_memory(ledger)
+        with copy.transaction():
+            copy.set_meta("derived", "")
+        scratch = Derive(conf, copy, lambda: now).changed()
+
+        def met(derivation: Any) -> list[tuple[str, list[Any]]]:
+            return sorted((p.key, list(p.meetings)) for p in derivation.each())
+
+        want = met(scratch)
+        assert sum(len(m) for _, m in want) == 6 * 3 * 2 - 6 + 1  # a one-on-one is one row
+        assert met(d) == want
+        assert met(d) == want  # read again: the plan and the store each go through everyone
+        assert sum(len(p.meetings) for p in d.people) == 2 + 5  # and let go after
+        d.close()
+        scratch.close()
+    finally:
+        engine.close()
+        ledger.close()
+
+
 # -- a thawed address book is the one that was read ---------------------------------
 EMAILS = [*ADDRESSES, *STRANGERS]
 IDS = ["a0@example.org", "a1@example.org", "name:ana", "s0@example.net", "p9"]
