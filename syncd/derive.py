@@ -302,7 +302,10 @@ class Derive:
         self._remember(remembered, known)
         groups = (remembered or known).groups()
         topped = touched & cards | {k for k in touched if before.get(k, "").startswith(_STRANGER)}
-        people += self._on_top(people, topped, uids, before, groups)
+        # Many people (a new day: everyone) get their stored meetings when their turn
+        # comes (``Derivation.each``), a few (a pass after some edits) now: read once.
+        lazy = len(topped) > _ON_TOP_BATCH
+        people += self._on_top(people, topped, uids, before, groups, lazy)
         done = {p.key for p in people}
         dirty = whole | touched
         kept: set[str] = set()
@@ -310,7 +313,7 @@ class Derive:
             kept |= groups.get(k, set()) | {k}
         return Derivation(people, False, key, day, frozenset(kept), dirty - done,
                           _bases(people, bases), index, None, uids, stale, directory, topped & done, before,
-                          stored=self._stored(uids) if topped & done else None)
+                          stored=self._stored(uids) if lazy and topped & done else None)
 
     def _stored(self, uids: set[str]) -> Callable[[list[str]], dict[str, list[Meeting]]]:
         """Reads people's stored meetings but those of ``uids`` (``Derivation.stored``)."""
@@ -320,19 +323,22 @@ class Derive:
         return read
 
     def _on_top(self, people: list[Person], keys: set[str], uids: set[str], before: dict[str, str],
-                groups: dict[str, set[str]]) -> list[Person]:
-        """Keep of ``keys``' meetings those of ``uids`` (``people`` holds them as derived
-        now; their stored ones join them in ``Derivation.each``) and give them their
-        stored upcoming meetings but those of ``uids``; returns the people known by one
-        address among them, whom no record brought into ``people``."""
+                groups: dict[str, set[str]], lazy: bool) -> list[Person]:
+        """Give ``keys`` their stored meetings but those of ``uids`` (whose meetings
+        ``people`` holds as derived now): now, or with ``lazy`` in ``Derivation.each``
+        (``_stored``); and their stored upcoming meetings but those of ``uids``. Returns
+        the people known by one address among them, whom no record brought into ``people``."""
         order: Callable[[Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
         by_key = {p.key: p for p in people}
         extra = []
         every = sorted(keys)
-        # Some people at a time: on a new day ``keys`` is everyone. Their stored meetings
-        # are not read here: all of them at once would not fit the memory a pass may take.
+        stored: dict[str, list[tuple[Any, ...]]] = {}
+        # Some people at a time: on a new day ``keys`` is everyone, and all their stored
+        # meetings at once would not fit the memory a pass may take.
         for at in range(0, len(every), _ON_TOP_BATCH):
             batch = every[at:at + _ON_TOP_BATCH]
+            if not lazy:
+                stored = self.ledger.meetings_of(batch, {})
             stories = self.ledger.stories_of(batch)
             entries = self.ledger.entries_of([k for k in batch if k not in by_key])
             for k in batch:
@@ -344,7 +350,8 @@ class Derive:
                     p = Person(key=k, name=entry["name"], emails=[before[k][len(_STRANGER):]],
                                aliases=frozenset(groups.get(k, set()) | {k}))
                     extra.append(p)
-                p.meetings = [m for m in p.meetings if m.uid in uids]
+                p.meetings = sorted([m for m in p.meetings if m.uid in uids]
+                                    + [_meeting(r) for r in stored.pop(k, ()) if r[1] not in uids], key=order)
                 p.upcoming = sorted([m for m in p.upcoming if m.uid in uids]
                                     + [_upcoming(u) for u in stories.get(k, {}).get("upcoming", ())
                                        if u["uid"] not in uids], key=order)

@@ -303,10 +303,12 @@ type = "memory"
     ledger.close()
 
 
-def test_a_new_day_reads_each_ones_stored_meetings_on_their_turn(tmp_path: Path) -> None:
-    """On a new day everyone is derived again from their stored meetings: those are
-    read when ``each`` comes to a person (all of them at once would not fit a big
-    ledger), every time it is asked, and are what a derivation from scratch gives."""
+def test_a_new_day_reads_each_ones_stored_meetings_on_their_turn(tmp_path: Path, monkeypatch: Any) -> None:
+    """On a new day everyone is derived again from their stored meetings: past a batch
+    of people, those are read when ``each`` comes to a person (all of them at once would
+    not fit a big ledger), every time it is asked, and are what a derivation from
+    scratch gives."""
+    monkeypatch.setattr(derive_module, "_ON_TOP_BATCH", 3)  # 7 people: three batches
     cfg = tmp_path / "config.toml"
     cfg.write_text(f"""
 [syncd]
