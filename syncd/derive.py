@@ -34,7 +34,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,7 @@ from syncd.model import ContactRecord, Meeting, Occurrence, Person
 if TYPE_CHECKING:
     # Inference and the rules load when a pass has something to derive: a pass that
     # finds nothing changed needs neither (a no-change pass is mostly start-up).
-    from syncd import infer, rules
+    from syncd import infer, rules, views
 
 #: what is stored of a derivation; a syncd that stores more derives once after an upgrade
 SNAPSHOT_FORMAT = "3"  # 2: SPEC §8 fields, stories and interactions; 3: the index
@@ -124,23 +124,32 @@ class Derivation:
     #: the stored meetings of some of ``spliced`` (person -> those not of ``uids``),
     #: read when ``each`` comes to them: ``Person.meetings`` holds only their changed ones
     stored: Callable[[list[str]], dict[str, list[Meeting]]] | None = None
+    #: what is stored of a person, from their meetings (``views.summary``), made for those
+    #: whose stored meetings ``each`` reads, the first time it does (``summaries``): the
+    #: store then needs only their changed meetings, not a second read
+    summarise: Callable[[Person], views.Summary] | None = None
+    summaries: dict[str, views.Summary] = field(default_factory=dict)
 
-    def each(self) -> Iterator[Person]:
+    def each(self, summarised: Container[str] = ()) -> Iterator[Person]:
         """``people`` in order, each with all their meetings while it is their turn:
-        those set aside, or stored, are read some people at a time and let go after."""
+        those set aside, or stored, are read some people at a time and let go after.
+        ``summarised``: people given without their stored meetings."""
         if self.aside is None and self.stored is None:
             yield from self.people
             return
         order: Callable[[Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
         for at in range(0, len(self.people), _ON_TOP_BATCH):
             some = self.people[at:at + _ON_TOP_BATCH]
-            stored = self.stored([p.key for p in some if p.key in self.spliced]) if self.stored else {}
+            wanted = [p.key for p in some if p.key in self.spliced and p.key not in summarised]
+            stored = self.stored(wanted) if self.stored and wanted else {}
             for p in some:
                 own = p.meetings
                 if self.aside is not None:
                     p.meetings = self.aside.meetings(p)
                 elif p.key in stored:  # stable: the changed ones first among equals, as from scratch
                     p.meetings = sorted(own + stored.pop(p.key), key=order)
+                    if self.summarise is not None and p.key not in self.summaries:
+                        self.summaries[p.key] = self.summarise(p)
                 try:
                     yield p
                 finally:
@@ -311,9 +320,14 @@ class Derive:
         kept: set[str] = set()
         for k in self.ledger.people_ids() - dirty - done:
             kept |= groups.get(k, set()) | {k}
-        return Derivation(people, False, key, day, frozenset(kept), dirty - done,
-                          _bases(people, bases), index, None, uids, stale, directory, topped & done, before,
-                          stored=self._stored(uids) if lazy and topped & done else None)
+        d = Derivation(people, False, key, day, frozenset(kept), dirty - done,
+                       _bases(people, bases), index, None, uids, stale, directory, topped & done, before)
+        if lazy and topped & done:
+            from syncd import views
+            settings, today = rule_settings(self.config), local_date(now, self.config.timezone)
+            d.stored = self._stored(uids)
+            d.summarise = lambda p: views.summary(p, settings, today)
+        return d
 
     def _stored(self, uids: set[str]) -> Callable[[list[str]], dict[str, list[Meeting]]]:
         """Reads people's stored meetings but those of ``uids`` (``Derivation.stored``)."""
@@ -484,8 +498,13 @@ class Derive:
         shared: dict[int, dt.date] | None = {} if d.aside is None and d.stored is None else None
 
         def rows() -> Iterator[PersonRows]:
-            for p in d.each():
-                entry, story = views.snapshot(p, history, s, today, shared)
+            # people summarised as the plan read them: of their stored meetings, the
+            # store needs nothing more (their interactions written are the changed ones)
+            known = d.summaries
+            for p in d.each(known):
+                found = known.get(p.key)
+                entry, story = views.finish(found if found is not None else views.summary(p, s, today, shared),
+                                            history, s, today)
                 yield PersonRows(p.key, json.dumps(entry, sort_keys=True), json.dumps(story, sort_keys=True),
                                  _interactions(p, d.uids if p.key in d.spliced else None))
 

@@ -1,8 +1,9 @@
 """What ``syncd people`` and ``syncd person`` show, built in one place (SPEC §2, §8).
 
 Public API: ``snapshot`` (one person's stored entry and story, written after each
-pass), ``person_json`` (the ``person --json`` object), ``task_json``, ``sort_people``,
-``find``, ``candidates`` and ``render_person``.
+pass; ``summary`` and ``finish``, its two halves), ``person_json`` (the ``person
+--json`` object), ``task_json``, ``sort_people``, ``find``, ``candidates`` and
+``render_person``.
 
 An entry is the ``people --json`` object. A story is the person's upcoming meetings
 and the words that explain their cadence and strength; it is stored apart, beside the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from syncd import relate, rules
@@ -31,10 +33,20 @@ def meeting_json(m: Meeting | Interaction) -> dict[str, Any]:
             "account": m.account, "calendar": m.calendar, "others": m.others, "organised": m.organised}
 
 
-def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, today: dt.date,
-             shared: dict[int, dt.date] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The stored entry of one person (the ``people --json`` fields) and their story
-    (upcoming meetings and the words that explain cadence and strength).
+@dataclass
+class Summary:
+    """What a person's stored entry and story take from their meetings: all of them but
+    the keep-in-touch due date, which also depends on the follow-ups (``finish``)."""
+
+    entry: dict[str, Any]  # the ``people --json`` fields but ``due``
+    story: dict[str, Any]
+    cadence: relate.Cadence | None
+    #: the person with their last meeting alone: what the due date reads of them
+    person: Person
+
+
+def summary(p: Person, s: rules.RuleSettings, today: dt.date, shared: dict[int, dt.date] | None = None) -> Summary:
+    """What ``snapshot`` takes from ``p``'s meetings.
 
     Most meetings are shared by several people, so ``shared`` (by ``id`` of the
     meeting, for one pass) finds each one's local date once.
@@ -50,7 +62,6 @@ def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, t
     days = [day(m) for m in p.meetings]
     gap = relate.usual_gap(days, today)
     found = rules.cadence_of(p, s, today, lambda: gap)
-    due = rules.due_date(p, history, s, today, found) if found else None
     st = relate.strength(p.meetings, today, s.zone, days)
     entry = {
         "name": p.name,
@@ -62,7 +73,6 @@ def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, t
         "last_met": iso(p.last_met.start) if p.last_met else None,
         "next_meeting": iso(p.next_meeting.start) if p.next_meeting else None,
         "cadence_days": found.days if found else None,
-        "due": due.isoformat() if due else None,
         "cadence_source": found.source if found else None,
         "usual_gap_days": gap,
         "strength": st.score,
@@ -70,7 +80,22 @@ def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, t
     story = {"cadence": _cadence_words(p, found, s), "strength": st.words,
              # with the meeting's key: a later pass takes back the ones no change touched
              "upcoming": [{**meeting_json(m), "uid": m.uid, "recurrence_id": m.recurrence_id} for m in p.upcoming]}
-    return entry, story
+    return Summary(entry, story, found, replace(p, meetings=p.meetings[-1:], upcoming=[]))
+
+
+def finish(sm: Summary, history: Sequence[FollowupRow], s: rules.RuleSettings,
+           today: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored entry (with its due date, from ``history``) and story of a summary."""
+    due = rules.due_date(sm.person, history, s, today, sm.cadence) if sm.cadence else None
+    return {**sm.entry, "due": due.isoformat() if due else None}, sm.story
+
+
+def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, today: dt.date,
+             shared: dict[int, dt.date] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored entry of one person (the ``people --json`` fields) and their story
+    (upcoming meetings and the words that explain cadence and strength); ``shared``: as
+    for ``summary``."""
+    return finish(summary(p, s, today, shared), history, s, today)
 
 
 def _cadence_words(p: Person, found: relate.Cadence | None, s: rules.RuleSettings) -> str:
