@@ -29,7 +29,9 @@ measures in one run:
   the 10 edits add (sync10 minus no-change) at both sizes;
 - (g) with ``--baseline-src DIR`` (a checkout of an older syncd, e.g. ``git archive``
   of the commit before SPEC §8): median no-change and 10-change passes of that code and
-  of this one, alternating, on the same data (what deriving §8's figures costs);
+  of this one, alternating, on the same data (what deriving §8's figures costs); and,
+  after (i), the first pass of each of the next three days of both, in turn (time and
+  own peak RSS);
 - (i) the first pass of the next day, which plans everyone again from their stored
   history: its time against a no-change pass that day, and its own peak RSS against the
   backfill's (run last: the bench's clock does not go back after it).
@@ -469,6 +471,8 @@ def main() -> int:
                    if args.baseline_src else None)
         passes = Passes(opened, startup, stat_s, nochange, after10, learn, people_json, person_json, hub, base_vs,
                         scale, next_day(root))
+        if args.baseline_src:  # after (i): the days that follow it
+            passes.days = new_days(root, baseline_path(args.baseline_src.resolve(), root))
         return report(args, base, back, ratios, (rss_mb, helper_mb, all_mb), sizes, khal_s, passes)
     finally:
         if not args.keep and not args.dir:
@@ -492,6 +496,8 @@ class Passes:
     base_vs: dict[str, tuple[float, float]] | None
     scale: tuple[int, int, dict[str, tuple[float, float]]] | None = None
     day: tuple[float, float, float] | None = None  # (i): seconds, own peak RSS (MB), that day's no-change
+    #: (g): who -> the first pass of each following day: (seconds, own peak RSS in MB)
+    days: dict[str, list[tuple[float, float]]] | None = None
 
 
 # syncd, reporting at exit its own peak RSS (``VmHWM`` of /proc/self/status, KiB) and the
@@ -603,6 +609,23 @@ def next_day(root: Path) -> tuple[float, float, float]:
     return took, first.get("hwm", 0) / 1024, quiet
 
 
+def new_days(root: Path, pythonpath: str, rounds: int = 3) -> dict[str, list[tuple[float, float]]]:
+    """(g): the first pass of each of the ``rounds`` days after (i)'s, of the baseline code
+    (on its own ledger, brought up to date first) and of this one, in turn: seconds and
+    own peak RSS (MB). Each is a new day's pass: everyone planned again."""
+    args = {"baseline": ["--config", str(root / "config-baseline.toml"), "-q", "sync"],
+            "this": ["--config", str(root / "config.toml"), "-q", "sync"]}
+    envs = {"baseline": _env(pythonpath), "this": _env()}
+    reported(args["baseline"], root, envs["baseline"])  # this code's last edits, on the bench's day
+    out: dict[str, list[tuple[float, float]]] = {"baseline": [], "this": []}
+    for day in range(2, 2 + rounds):
+        when = (NOW + dt.timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for who in ("baseline", "this"):
+            took, said = reported(args[who], root, {**envs[who], "SYNCD_NOW": when})
+            out[who].append((took, said.get("hwm", 0) / 1024))
+    return out
+
+
 def report(args: argparse.Namespace, base: float, back: float, ratios: list[float], rss: tuple[float, float, float],
            sizes: tuple[int, int], khal_s: float | None, p: Passes | None) -> int:
     """Print the table; 1 if the no-change pass opened a vdir file. (a) and (b) are
@@ -658,6 +681,14 @@ def report(args: argparse.Namespace, base: float, back: float, ratios: list[floa
                 ("(g) no-change sync, this code", f"{t0_:8.3f} s", f"{t0_ / b0:.2f}x baseline"),
                 ("(g) sync after 10 edits, baseline code", f"{b10:8.3f} s", ""),
                 ("(g) sync after 10 edits, this code", f"{t10:8.3f} s", f"{t10 / b10:.2f}x baseline"),
+            ]
+        if p.days:
+            (bs, bm), (ts, tm) = ([statistics.median(x) for x in zip(*p.days[w], strict=True)]
+                                  for w in ("baseline", "this"))
+            rows += [
+                ("(g) first pass of a new day, baseline code", f"{bs:8.3f} s", f"peak RSS {bm:.0f} MB"),
+                ("(g) first pass of a new day, this code", f"{ts:8.3f} s",
+                 f"{ts / bs:.2f}x baseline; peak RSS {tm:.0f} MB, {tm / bm:.2f}x"),
             ]
         if p.day:
             took, peak, quiet = p.day
