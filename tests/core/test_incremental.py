@@ -303,12 +303,8 @@ type = "memory"
     ledger.close()
 
 
-def test_a_new_day_reads_each_ones_stored_meetings_on_their_turn(tmp_path: Path, monkeypatch: Any) -> None:
-    """On a new day everyone is derived again from their stored meetings: past a batch
-    of people, those are read when ``each`` comes to a person (all of them at once would
-    not fit a big ledger), every time it is asked, and are what a derivation from
-    scratch gives."""
-    monkeypatch.setattr(derive_module, "_ON_TOP_BATCH", 3)  # 7 people: three batches
+def new_day_world(tmp_path: Path) -> tuple[config.Config, MemoryStore]:
+    """Six friends (a 30-day cadence) who met in twos and alone, and a stranger."""
     cfg = tmp_path / "config.toml"
     cfg.write_text(f"""
 [syncd]
@@ -320,7 +316,6 @@ type = "memory"
 [rules.keep_in_touch]
 groups = {{ Friends = "30d" }}
 """)
-    conf = config.load(cfg)
     store = MemoryConnector.stores["mem"] = MemoryStore()
     store.calendars["cal"] = {}
     store.addressbooks["book"] = {}
@@ -332,16 +327,31 @@ groups = {{ Friends = "30d" }}
             store.put(EVENTS, "cal", f"m{i}-{k}.ics", event(f"m{i}-{k}", f"202603{k + 1:02d}T10000{k % 2}Z",
                                                             f"Coffee {k}", guests))
     store.put(EVENTS, "cal", "stranger.ics", event("s", "20260304T100000Z", "Visit", ["s0@example.net"]))
+    return config.load(cfg), store
+
+
+def new_day_edits(store: MemoryStore) -> None:
+    """A meeting of two friends changed, and a card renamed."""
+    store.put(EVENTS, "cal", "m0-1.ics", event("m0-1", "20260302T100000Z", "Tea", ["p0@example.org",
+                                                                                 "p1@example.org"]))
+    # its person is derived whole, from every meeting of theirs
+    store.put(CONTACTS, "book", "c2.vcf", vcard("Pat Two", "p2@example.org", uid="c2", groups="Friends"))
+
+
+def test_a_new_day_reads_each_ones_stored_meetings_on_their_turn(tmp_path: Path, monkeypatch: Any) -> None:
+    """On a new day everyone is derived again from their stored meetings: past a batch
+    of people, those are read when ``each`` comes to a person (all of them at once would
+    not fit a big ledger), every time it is asked, and are what a derivation from
+    scratch gives."""
+    monkeypatch.setattr(derive_module, "_ON_TOP_BATCH", 3)  # 7 people: three batches
+    conf, store = new_day_world(tmp_path)
     now = dt.datetime(2026, 3, 20, 9, tzinfo=dt.timezone.utc)
     ledger = Ledger.open(tmp_path / "ledger.sqlite3")
     engine = Engine(conf, ledger, now=lambda: now)
     try:
         assert engine.run_pass().ok
         now += dt.timedelta(days=1)
-        store.put(EVENTS, "cal", "m0-1.ics", event("m0-1", "20260302T100000Z", "Tea", ["p0@example.org",
-                                                                                     "p1@example.org"]))
-        # a renamed card: its person is derived whole, from every meeting of theirs
-        store.put(CONTACTS, "book", "c2.vcf", vcard("Pat Two", "p2@example.org", uid="c2", groups="Friends"))
+        new_day_edits(store)
         assert engine.sync_account("mem").ok
         d = engine.derive.changed()
         assert not d.full and d.stored is not None
