@@ -1,9 +1,8 @@
 """What ``syncd people`` and ``syncd person`` show, built in one place (SPEC §2, §8).
 
-Public API: ``snapshot`` (one person's stored entry and story, written after each
-pass; ``summary`` and ``finish``, its two halves), ``person_json`` (the ``person
---json`` object), ``task_json``, ``sort_people``, ``find``, ``candidates`` and
-``render_person``.
+Public API: ``summary`` and ``finish`` (one person's stored entry and story, written
+after each pass, in two halves), ``person_json`` (the ``person --json`` object),
+``task_json``, ``sort_people``, ``find``, ``candidates`` and ``render_person``.
 
 An entry is the ``people --json`` object. A story is the person's upcoming meetings
 and the words that explain their cadence and strength; it is stored apart, beside the
@@ -46,7 +45,8 @@ class Summary:
 
 
 def summary(p: Person, s: rules.RuleSettings, today: dt.date, shared: dict[int, dt.date] | None = None) -> Summary:
-    """What ``snapshot`` takes from ``p``'s meetings.
+    """What ``p``'s stored entry (the ``people --json`` fields) and story (upcoming
+    meetings, the words that explain cadence and strength) take from their meetings.
 
     Most meetings are shared by several people, so ``shared`` (by ``id`` of the
     meeting, for one pass) finds each one's local date once.
@@ -88,14 +88,6 @@ def finish(sm: Summary, history: Sequence[FollowupRow], s: rules.RuleSettings,
     """The stored entry (with its due date, from ``history``) and story of a summary."""
     due = rules.due_date(sm.person, history, s, today, sm.cadence) if sm.cadence else None
     return {**sm.entry, "due": due.isoformat() if due else None}, sm.story
-
-
-def snapshot(p: Person, history: Sequence[FollowupRow], s: rules.RuleSettings, today: dt.date,
-             shared: dict[int, dt.date] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The stored entry of one person (the ``people --json`` fields) and their story
-    (upcoming meetings and the words that explain cadence and strength); ``shared``: as
-    for ``summary``."""
-    return finish(summary(p, s, today, shared), history, s, today)
 
 
 def _cadence_words(p: Person, found: relate.Cadence | None, s: rules.RuleSettings) -> str:
