@@ -137,7 +137,6 @@ class Derivation:
         if self.aside is None and self.stored is None:
             yield from self.people
             return
-        order: Callable[[Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
         for at in range(0, len(self.people), _ON_TOP_BATCH):
             some = self.people[at:at + _ON_TOP_BATCH]
             wanted = [p.key for p in some if p.key in self.spliced and p.key not in summarised]
@@ -147,7 +146,7 @@ class Derivation:
                 if self.aside is not None:
                     p.meetings = self.aside.meetings(p)
                 elif p.key in stored:  # stable: the changed ones first among equals, as from scratch
-                    p.meetings = sorted(own + stored.pop(p.key), key=order)
+                    p.meetings = sorted(own + stored.pop(p.key), key=_by_start)
                     if self.summarise is not None and p.key not in self.summaries:
                         self.summaries[p.key] = self.summarise(p)
                 try:
@@ -342,17 +341,17 @@ class Derive:
         ``people`` holds as derived now): now, or with ``lazy`` in ``Derivation.each``
         (``_stored``); and their stored upcoming meetings but those of ``uids``. Returns
         the people known by one address among them, whom no record brought into ``people``."""
-        order: Callable[[Meeting], tuple[dt.datetime, str]] = lambda m: (m.start, m.uid)  # noqa: E731
         by_key = {p.key: p for p in people}
         extra = []
         every = sorted(keys)
-        stored: dict[str, list[tuple[Any, ...]]] = {}
+        read = self._stored(uids)
+        stored: dict[str, list[Meeting]] = {}
         # Some people at a time: on a new day ``keys`` is everyone, and all their stored
         # meetings at once would not fit the memory a pass may take.
         for at in range(0, len(every), _ON_TOP_BATCH):
             batch = every[at:at + _ON_TOP_BATCH]
             if not lazy:
-                stored = self.ledger.meetings_of(batch, {})
+                stored = read(batch)
             stories = self.ledger.stories_of(batch)
             entries = self.ledger.entries_of([k for k in batch if k not in by_key])
             for k in batch:
@@ -364,11 +363,10 @@ class Derive:
                     p = Person(key=k, name=entry["name"], emails=[before[k][len(_STRANGER):]],
                                aliases=frozenset(groups.get(k, set()) | {k}))
                     extra.append(p)
-                p.meetings = sorted([m for m in p.meetings if m.uid in uids]
-                                    + [_meeting(r) for r in stored.pop(k, ()) if r[1] not in uids], key=order)
+                p.meetings = sorted([m for m in p.meetings if m.uid in uids] + stored.pop(k, []), key=_by_start)
                 p.upcoming = sorted([m for m in p.upcoming if m.uid in uids]
                                     + [_upcoming(u) for u in stories.get(k, {}).get("upcoming", ())
-                                       if u["uid"] not in uids], key=order)
+                                       if u["uid"] not in uids], key=_by_start)
         return extra
 
     def _full(self, now: dt.datetime, me: frozenset[str], key: str, day: str, index_key: str,
@@ -525,6 +523,11 @@ def _interactions(p: Person, uids: set[str] | None = None) -> Iterator[Interacti
             continue
         yield Interaction(p.key, m.uid, m.recurrence_id, m.start, m.end, m.summary, m.account, m.calendar, m.others,
                           m.organised)
+
+
+def _by_start(m: Meeting) -> tuple[dt.datetime, str]:
+    """How a person's meetings are ordered (``infer.Directory.attach`` sorts so too)."""
+    return m.start, m.uid
 
 
 def _bases(people: Iterable[Person], cards: dict[str, str]) -> dict[str, str]:

@@ -75,13 +75,15 @@ def test_a_new_day_read_person_by_person_stores_the_same_on_postgresql(tmp_path:
     end with the same people, stories, interactions and identities."""
     monkeypatch.setattr(derive, "_ON_TOP_BATCH", 3)
     lazily: list[object] = []  # the ledgers read person by person
-    original = derive.Derive._stored
+    original = derive.Derive.changed
 
-    def stored(self: derive.Derive, uids: set[str]) -> object:
-        lazily.append(self.ledger)
-        return original(self, uids)
+    def changed(self: derive.Derive) -> derive.Derivation:
+        d = original(self)
+        if d.stored is not None:
+            lazily.append(self.ledger)
+        return d
 
-    monkeypatch.setattr(derive.Derive, "_stored", stored)
+    monkeypatch.setattr(derive.Derive, "changed", changed)
     conf, store = test_incremental.new_day_world(tmp_path)
     now = dt.datetime(2026, 3, 20, 9, tzinfo=dt.timezone.utc)
     lite = Ledger.open(tmp_path / "ledger.sqlite3")
