@@ -180,7 +180,7 @@ class Ingest:
                     skipped = 1
                 else:
                     records.append(json.dumps(record_json(item)))
-            self.ledger.put_object(cid, obj.href, obj.etag, "", [])
+            self.ledger.put_object(cid, obj.href, obj.etag, "", [], self.ledger.object_uids(cid, obj.href))
             self.ledger.put_contacts(cid, obj.href, records)
             return skipped
         from syncd import events, parse_pool
@@ -203,13 +203,13 @@ class Ingest:
         lean = prep is not None and prep.plain and self.ledger.hrefs_with_uid(cid, uids[0]) in ([], [obj.href])
         text = obj.data if prep is None or prep.stored is None else prep.stored
         self.ledger.put_object(cid, obj.href, obj.etag, "" if lean else text, uids, old)
-        for uid in sorted(set(old) | set(uids)):
+        for uid in sorted(set(old or ()) | set(uids)):
             skipped |= self._expand(account, cid, uid, start, end, {obj.href: parsed} if parsed is not None else {},
                                     ready=(obj.href, prep) if prep is not None else None)
         return skipped
 
     def _remove(self, account: str, cid: int, href: str, start: dt.datetime, end: dt.datetime) -> None:
-        uids = self.ledger.object_uids(cid, href)
+        uids = self.ledger.object_uids(cid, href) or []
         self.ledger.delete_object(cid, href)
         for uid in uids:
             self._expand(account, cid, uid, start, end, {})

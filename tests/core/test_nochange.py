@@ -6,7 +6,9 @@
 - vdir's kept listing: a changed folder is compared with the listing its note stands
   for, not with the ledger, and finds exactly what the ledger would;
 - the entry-point cache: a connector installed, removed or changed is seen by the next
-  run, through the ``syncd`` command; a dry run writes no cache.
+  run, through the ``syncd`` command; a dry run writes no cache;
+- the ledger: a pass with nothing to do runs as many SQLite instructions over ten
+  times the history.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from hypothesis import strategies as st
 from syncd import config
 from syncd.context import AccountContext
 from syncd.engine import Engine
-from syncd.ledger import Ledger
+from syncd.ledger import FollowupRow, Ledger
 from syncd_connectors import vdir
 from syncd_connectors.base import Collection
 from syncd_connectors.vdir import VdirConnector
-from tests.helpers import World, event
+from tests.helpers import World, event, vcard
 
 NOW = dt.datetime(2026, 6, 15, 10, tzinfo=dt.UTC)
 
@@ -338,6 +340,67 @@ def test_a_folder_configured_again_is_read_again(tmp_path: Path) -> None:
     world.config.write_text(text)
     world.run("sync")
     assert list(_personal(world) or {}) == ["e0.ics"]
+
+
+# -- the ledger ---------------------------------------------------------------------------
+def _quiet_pass_steps(world: World) -> int:
+    """SQLite's virtual-machine instructions in an in-process pass that finds nothing to do."""
+    cfg = config.load(world.config)
+    ledger = Ledger.open(cfg.ledger)
+    steps = [0]
+
+    def step() -> int:
+        steps[0] += 1
+        return 0  # go on
+
+    ledger.conn.set_progress_handler(step, 1)  # called at every instruction
+    engine = Engine(cfg, ledger, now=lambda: NOW)
+    try:
+        result = engine.run_pass()
+    finally:
+        engine.close()
+        ledger.close()
+    assert result.ok and [a.changed for a in result.accounts] == [0]
+    return steps[0]
+
+
+def _history(root: Path, meetings: int, series: int, closed: int) -> World:
+    """A world of ``meetings`` single meetings and ``series`` weekly ones, all with the
+    same two people, and ``closed`` follow-ups done over the past years, synced until
+    nothing is left to do."""
+    world = World(root)
+    world.add_contact("ana", vcard("Ana Lima", "ana@example.com", groups="Friends"))
+    for i in range(meetings):
+        day = dt.date(2025, 1, 1) + dt.timedelta(days=i * 7 % 500)
+        world.add_event(f"e{i}", event(f"e{i}", f"{day:%Y%m%d}T{8 + i % 9:02d}0000", f"Meeting {i}",
+                                       ["ana@example.com", "bo@example.com"]), second=bool(i % 2))
+    for i in range(series):
+        world.add_event(f"w{i}", event(f"w{i}", f"202601{1 + i % 28:02d}T070000", f"Weekly {i}",
+                                       ["ana@example.com"], extra=["RRULE:FREQ=WEEKLY"]))
+    now = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    world.run("sync", now=now)
+    ledger = Ledger.open(config.load(world.config).ledger)
+    with ledger.transaction():
+        for i in range(closed):
+            due = dt.date(2020, 1, 1) + dt.timedelta(days=7 * i)
+            ledger.put_followup(FollowupRow(
+                uid=f"old-{i}", rule="keep_in_touch", key="ana", person="ana", name="Ana Lima",
+                emails=["ana@example.com"], cycle=f"c{i}", due=due, summary="Catch up with Ana Lima",
+                reason="it was due", account="files", state="done", written_on=due,
+                closed_at=dt.datetime.combine(due, dt.time(12), dt.UTC)))
+    ledger.close()
+    world.run("sync", now=now)  # the folders settle
+    return world
+
+
+def test_a_pass_with_nothing_to_do_costs_the_same_whatever_the_history(tmp_path: Path) -> None:
+    """Ten times the meetings, series and closed follow-ups, and a pass that finds
+    nothing to do runs as many SQLite instructions: it reads no table whole, nor all
+    of a collection (a count of a collection's objects, the recurring series to
+    expand further and the open follow-ups each read every row until schema 6)."""
+    small = _quiet_pass_steps(_history(tmp_path / "small", 6, 2, 10))
+    big = _quiet_pass_steps(_history(tmp_path / "big", 60, 20, 100))
+    assert small > 100 and big <= small * 1.02, (small, big)
 
 
 # -- the entry-point cache ---------------------------------------------------------------

@@ -121,12 +121,21 @@ def test_an_upgrade_that_fails_half_way_leaves_the_v3_ledger_as_it_was(tmp_path:
         assert not db.execute("SELECT name FROM sqlite_master WHERE name IN ('meetings', 'starts')").fetchall()
 
 
+def _as_schema_5(db: sqlite3.Connection) -> None:
+    """Undo schema 6: no count of objects, no indexes for a quiet pass."""
+    db.execute("DROP INDEX series_stale")
+    db.execute("DROP INDEX followups_state")
+    db.execute("ALTER TABLE collections DROP COLUMN objects")
+    db.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+
+
 def test_a_schema_4_ledger_learns_who_is_due_when(tmp_path: Path) -> None:
     w = _v3_world(tmp_path)
     w.run("sync", now=NOW)
     path = w.root / "state" / "ledger.sqlite3"
     overdue = w.run("people", "--overdue", "--json", now=NOW).stdout
     with sqlite3.connect(path) as db:  # as schema 4 had it: no due column
+        _as_schema_5(db)
         db.execute("DROP INDEX people_due")
         db.execute("ALTER TABLE people DROP COLUMN due")
         db.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
@@ -139,3 +148,30 @@ def test_a_schema_4_ledger_learns_who_is_due_when(tmp_path: Path) -> None:
         led.close()
     assert w.run("people", "--overdue", "--json", now=NOW).stdout == overdue
     assert json.loads(overdue)
+
+
+def test_a_schema_5_ledger_learns_how_many_objects_each_collection_holds(tmp_path: Path) -> None:
+    w = _v3_world(tmp_path)
+    w.run("sync", now=NOW)
+    path = w.root / "state" / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:
+        _as_schema_5(db)
+        counts = dict(db.execute("SELECT collection, count(*) FROM objects GROUP BY collection").fetchall())
+    assert len(counts) >= 2 and all(counts.values())
+    led = Ledger.open(path)
+    try:
+        assert {c.id: led.etag_count(c.id) for c in led.collections()} == {
+            c.id: counts.get(c.id, 0) for c in led.collections()}
+        plan = " ".join(r[3] for r in led.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT collection, uid FROM series WHERE recurring=1 AND expanded_until < 0"))
+        assert "series_stale" in plan
+    finally:
+        led.close()
+    before = w.people(now=NOW)
+    w.add_event("late", event("late", "20260612T100000", "Late lunch", ["ana@example.com"]))
+    w.run("sync", now=NOW)  # counted on from there
+    with sqlite3.connect(path) as db:
+        assert dict(db.execute("SELECT id, objects FROM collections").fetchall()) == {
+            cid: n for cid, n in db.execute("SELECT c.id, count(o.href) FROM collections c "
+                                           "LEFT JOIN objects o ON o.collection = c.id GROUP BY c.id")}
+    assert w.people(now=NOW) != before

@@ -42,7 +42,7 @@ def test_replace_and_ignore_mean_the_same(both: tuple[Ledger, Ledger]) -> None:
             led.set_meta("x", "1")
             led.set_meta("x", "2")
             cid = led.collection("acc", "events", "r", "Cal").id if led.ensure_account("acc", "vdir") is None else 0
-            led.put_object(cid, "h1", "e1", "data", ["uid1", "uid1"])   # OR IGNORE on the duplicate UID
+            led.put_object(cid, "h1", "e1", "data", ["uid1", "uid1"], None)   # OR IGNORE on the duplicate UID
     lite, pgl = both
     assert [r.uid for r in lite.followups()] == [r.uid for r in pgl.followups()] == ["u2", "u3"]
     assert pgl.followups()[0].name == "Ana 50% Lima?" and pgl.followups()[0].reason == "it's due"
