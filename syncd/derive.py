@@ -485,9 +485,9 @@ class Derive:
             d.close()
 
     def _store(self, d: Derivation, valid: bool) -> None:
-        from syncd import views
+        from syncd import rules, views
 
-        history = self.ledger.followups()
+        history = rules.History(self.ledger.followups())
         today = local_date(self.now(), self.config.timezone)
         s = rule_settings(self.config)
         # Meetings held by everyone at once are shared objects: their local date is found

@@ -1,18 +1,19 @@
 """Which follow-ups should exist: SPEC §5 as a pure function.
 
-Public API: ``plan(people, history, settings, now) -> Plan``, ``due_date`` and
-``cadence_of`` (a person's cadence and its source, SPEC §8 via ``syncd.relate``).
-``history`` is every follow-up syncd ever decided (the ledger's lifecycle rows), so
-"one per person, ever", "never again for that cycle" and ``daily_limit`` are decided
-from data, not from what happens to be in a calendar.
+Public API: ``plan(people, history, settings, now) -> Plan``, ``due_date``,
+``History`` and ``cadence_of`` (a person's cadence and its source, SPEC §8 via
+``syncd.relate``). ``history`` is every follow-up syncd ever decided (the ledger's
+lifecycle rows), so "one per person, ever", "never again for that cycle" and
+``daily_limit`` are decided from data, not from what happens to be in a calendar.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from syncd import relate
 from syncd.clock import local_date
@@ -99,13 +100,48 @@ def cadence_of(person: Person, s: RuleSettings, today: dt.date,
     return relate.choose_cadence(person, s.people, s.cadences, s.learn, gap)
 
 
-def _mine(person: Person, rows: Iterable[FollowupRow]) -> list[FollowupRow]:
-    if person.aliases:
-        # Stable ids (SPEC §4): a follow-up belongs to whoever its person id stands for
-        # now, whatever addresses the person has today.
-        return [r for r in rows if r.person in person.aliases]
-    emails = set(person.emails)
-    return [r for r in rows if r.person == person.key or emails.intersection(r.emails)]
+class History(Sequence[FollowupRow]):
+    """Every follow-up row of the ledger, with each person's found by their ids and
+    addresses. The rows of years of closed follow-ups pile up; a plan of everyone
+    that read all of them again for each person grew with people times rows."""
+
+    def __init__(self, rows: Iterable[FollowupRow]) -> None:
+        self.rows = list(rows)
+        self._by_id: dict[str, list[int]] = {}
+        self._by_email: dict[str, list[int]] = {}
+        for i, r in enumerate(self.rows):
+            self._by_id.setdefault(r.person, []).append(i)
+            for e in set(r.emails):
+                self._by_email.setdefault(e, []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.rows[i]
+
+    def __iter__(self) -> Iterator[FollowupRow]:
+        return iter(self.rows)
+
+    def of_ids(self, ids: Iterable[str]) -> list[FollowupRow]:
+        """The rows whose person is one of ``ids``, in the ledger's order."""
+        return self._rows(i for pid in ids for i in self._by_id.get(pid, ()))
+
+    def of(self, person: Person) -> list[FollowupRow]:
+        """P's rows, in the ledger's order. With stable ids (SPEC §4) a follow-up
+        belongs to whoever its person id stands for now, whatever addresses they have
+        today; without, to P's key or to any of P's addresses."""
+        if person.aliases:
+            return self.of_ids(person.aliases)
+        return self._rows([*self._by_id.get(person.key, ()),
+                           *(i for e in set(person.emails) for i in self._by_email.get(e, ()))])
+
+    def _rows(self, found: Iterable[int]) -> list[FollowupRow]:
+        return [self.rows[i] for i in sorted(set(found))]
+
+
+def _history(rows: Sequence[FollowupRow]) -> History:
+    return rows if isinstance(rows, History) else History(rows)
 
 
 def last_contact(person: Person, rows: Sequence[FollowupRow], zone: dt.tzinfo) -> dt.date | None:
@@ -132,11 +168,13 @@ def _keep_in_touch(person: Person, mine: Sequence[FollowupRow], s: RuleSettings,
 def due_date(person: Person, rows: Sequence[FollowupRow], settings: RuleSettings, today: dt.date,
              cadence: relate.Cadence | None = None) -> dt.date | None:
     """The person's keep-in-touch due date (SPEC §5), or None without a cadence.
+    ``rows``: follow-up rows, P's among them (a ``History`` when asked for many people);
     ``cadence``: P's cadence, when the caller has it already."""
+    mine = _history(rows).of(person)
     if cadence is None:
-        found = _keep_in_touch(person, _mine(person, rows), settings, today)
+        found = _keep_in_touch(person, mine, settings, today)
         return found[2] if found else None
-    last = last_contact(person, _mine(person, rows), settings.zone)
+    last = last_contact(person, mine, settings.zone)
     return last + dt.timedelta(days=cadence.days) if last else today
 
 
@@ -152,7 +190,7 @@ def next_anniversary(date: PartialDate, today: dt.date) -> dt.date:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _first_meeting(person: Person, rows: list[FollowupRow], history: Sequence[FollowupRow], s: RuleSettings,
+def _first_meeting(person: Person, rows: list[FollowupRow], history: History, s: RuleSettings,
                    now: dt.datetime) -> Want | None:
     first = person.first_met
     if not s.first_meeting or first is None or now - first.start > s.lookback:
@@ -161,7 +199,7 @@ def _first_meeting(person: Person, rows: list[FollowupRow], history: Sequence[Fo
         return None
     if any(r.rule == FIRST_MEETING for r in rows):
         return None
-    if person.origins and any(r.rule == FIRST_MEETING and r.person in person.origins for r in history):
+    if person.origins and any(r.rule == FIRST_MEETING for r in history.of_ids(person.origins)):
         return None  # split off from someone already followed up
     when = first.start.astimezone(s.zone) + s.due_after
     reason = f"first met {show(local_date(first.start, s.zone))}" + (f" ({first.summary})" if first.summary else "")
@@ -276,7 +314,8 @@ def plan(people: Iterable[Person], history: Sequence[FollowupRow], s: RuleSettin
         people: the result of ``infer.infer``, or the people a change touched. Read
             once, in order: each person is done with before the next (a derivation
             from scratch hands over each one's history only while they are planned).
-        history: every follow-up row of the ledger (states already read back).
+        history: every follow-up row of the ledger (states already read back), or
+            a ``History`` of them.
         s: rule settings.
         now: the current instant; "today" is its date in ``s.zone``.
         kept: ids (and aliases) of people left out of ``people`` because nothing of
@@ -284,12 +323,13 @@ def plan(people: Iterable[Person], history: Sequence[FollowupRow], s: RuleSettin
             are. The limits still count everyone's (they are read from ``history``).
     """
     today = local_date(now, s.zone)
+    history = _history(history)
     result = Plan()
     catch_ups: list[Want] = []
     wanted: dict[str, bool] = {}  # uid -> still wanted, judged with the first person it belongs to
     merged: list[list[FollowupRow]] = []  # the rows of people who stand for several ids
     for person in people:
-        rows = _mine(person, history)
+        rows = history.of(person)
         for r in rows:
             if r.uid not in wanted:
                 wanted[r.uid] = r.state == "open" and _still_wanted(r, person, rows, s, today)

@@ -1,0 +1,123 @@
+"""The follow-up history as the rules read it: each person's rows are found by their ids
+and addresses (``rules.History``), never by reading every row again for each person.
+
+Years of closed follow-ups pile up in the ledger; a plan of everyone (a new day, a
+changed config) that filtered all of them for each person grew with people times rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from syncd import rules
+from syncd.ledger import FollowupRow, Ledger
+from syncd.model import Person
+from tests.helpers import World, event, vcard
+
+IDS = ["p1", "p2", "p3", "p4"]
+EMAILS = ["a@x.org", "b@x.org", "c@x.org", "d@x.org"]
+
+
+def _row(i: int, person: str, emails: list[str], rule: str) -> FollowupRow:
+    day = dt.date(2024, 1, 1) + dt.timedelta(days=i)
+    return FollowupRow(uid=f"u{i}", rule=rule, key=f"{rule}:{person}:{i}", person=person, name=person,
+                       emails=emails, cycle=str(i), due=day, summary="s", reason="r", account="files",
+                       state="done", written_on=day)
+
+
+rows_st = st.lists(st.tuples(st.sampled_from(IDS), st.lists(st.sampled_from(EMAILS), max_size=3),
+                             st.sampled_from([rules.KEEP_IN_TOUCH, rules.FIRST_MEETING])), max_size=25)
+person_st = st.builds(
+    lambda key, emails, aliases: Person(key, key, emails, aliases=frozenset(aliases) | {key} if aliases else frozenset()),
+    st.sampled_from(IDS), st.lists(st.sampled_from(EMAILS), max_size=3), st.lists(st.sampled_from(IDS), max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=rows_st, person=person_st, ids=st.sets(st.sampled_from(IDS)))
+def test_a_persons_rows_are_the_rows_that_name_them_in_the_ledgers_order(
+        rows: list[tuple[str, list[str], str]], person: Person, ids: set[str]) -> None:
+    """With stable ids, a follow-up is P's when its person is an id P stands for (SPEC
+    §4); without, when it names P's key or any of P's addresses."""
+    history = [_row(i, pid, emails, rule) for i, (pid, emails, rule) in enumerate(rows)]
+    index = rules.History(history)
+    if person.aliases:
+        expected = [r for r in history if r.person in person.aliases]
+    else:
+        expected = [r for r in history if r.person == person.key or set(person.emails) & set(r.emails)]
+    assert index.of(person) == expected
+    assert index.of_ids(ids) == [r for r in history if r.person in ids]
+    assert list(index) == history and len(index) == len(history)
+
+
+class Counted(FollowupRow):
+    """A follow-up row that counts how often anything asks whose it is."""
+
+    reads = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("person", "emails"):
+            Counted.reads += 1
+        return super().__getattribute__(name)
+
+
+def counted(rows: list[FollowupRow]) -> list[FollowupRow]:
+    return [Counted(**vars(r)) for r in rows]
+
+
+def _everyone(n: int) -> list[Person]:
+    return [Person(f"p{i}", f"P{i}", [f"p{i}@x.org"], groups=["Friends"], in_address_book=True,
+                   aliases=frozenset({f"p{i}"})) for i in range(n)]
+
+
+def test_a_plan_reads_the_history_as_often_for_fifty_people_as_for_five() -> None:
+    """200 closed catch-ups, shared out among 5 people or among 50: planning everyone
+    reads whose each row is as often either way (it read all of them again for
+    each person)."""
+    s = rules.RuleSettings(cadences={"Friends": dt.timedelta(days=30)})
+    reads = {}
+    for n in (5, 50):
+        history = counted([_row(i, f"p{i % n}", [f"p{i % n}@x.org"], rules.KEEP_IN_TOUCH) for i in range(200)])
+        Counted.reads = 0
+        plan = rules.plan(_everyone(n), history, s, dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC))
+        assert plan.new  # everyone's last catch-up was done long ago
+        reads[n] = Counted.reads
+    assert reads[50] <= reads[5] * 1.1, reads
+
+
+def test_a_new_days_pass_reads_the_history_as_often_for_many_people_as_for_few(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a pass: a new day plans everyone again and stores each one's due date.
+    With 60 closed follow-ups in the ledger, 30 people read whose each row is about
+    as often as 3 people do."""
+    from syncd import config
+    from syncd.engine import Engine
+
+    followups = Ledger.followups
+    monkeypatch.setattr(Ledger, "followups", lambda self, *a, **k: counted(followups(self, *a, **k)))
+    reads = {}
+    for n in (3, 30):
+        world = World(tmp_path / str(n))
+        for i in range(n):
+            world.add_contact(f"c{i}", vcard(f"Friend {i}", f"f{i}@example.com", groups="Friends"))
+            world.add_event(f"e{i}", event(f"e{i}", f"202605{1 + i % 28:02d}T100000", "Lunch", [f"f{i}@example.com"]))
+        world.run("sync", now="2026-06-15T10:00:00Z")
+        cfg = config.load(world.config)
+        ledger = Ledger.open(cfg.ledger)
+        with ledger.transaction():
+            for i in range(60):
+                ledger.put_followup(_row(i, f"gone{i}", [f"gone{i}@example.com"], rules.KEEP_IN_TOUCH))
+        engine = Engine(cfg, ledger, now=lambda: dt.datetime(2026, 6, 16, 10, tzinfo=dt.UTC))  # a new day
+        Counted.reads = 0
+        try:
+            assert engine.run_pass().ok
+        finally:
+            engine.close()
+            ledger.close()
+        reads[n] = Counted.reads
+    assert reads[30] <= reads[3] * 1.2, reads
