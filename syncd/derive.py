@@ -484,10 +484,29 @@ class Derive:
         finally:
             d.close()
 
-    def _store(self, d: Derivation, valid: bool) -> None:
-        from syncd import rules, views
+    def history(self, d: Derivation) -> rules.History:
+        """The follow-up rows the plan and the store of ``d`` read: all of them for
+        everyone; for a few people, theirs and those every plan reads (the open ones,
+        and this week's for the limits). Closed follow-ups pile up over the years: a
+        pass after a few edits reads a few rows, not all of them (twice)."""
+        from syncd import rules
 
-        history = rules.History(self.ledger.followups())
+        ids: set[str] = set()
+        few = not d.full and len(d.people) <= _ON_TOP_BATCH
+        for p in d.people if few else ():
+            if not p.aliases:  # found by address: only the whole history tells whose
+                few = False
+                break
+            ids |= p.aliases | p.origins
+        if not few:
+            return rules.History(self.ledger.followups())
+        today = local_date(self.now(), self.config.timezone)
+        return rules.History(self.ledger.followups_for(ids, rules.week_start(today)))
+
+    def _store(self, d: Derivation, valid: bool) -> None:
+        from syncd import views
+
+        history = self.history(d)
         today = local_date(self.now(), self.config.timezone)
         s = rule_settings(self.config)
         # Meetings held by everyone at once are shared objects: their local date is found

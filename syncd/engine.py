@@ -136,7 +136,7 @@ class Engine:
         from syncd.derive import rule_settings
 
         with captured(result, "write-back"):
-            history = self.ledger.followups()
+            history = self.derive.history(derived)
             todo = rules.plan(derived.each(), history, rule_settings(self.config), self.now(), derived.kept)
             self.writeback.write(sink, sink_name, todo, result)
             with self.ledger.transaction():

@@ -298,12 +298,15 @@ CREATE INDEX people_due ON people(due)
 # open (``followups``): each was a scan of a whole table (the first two 28 ms at
 # 200,000 events, 0.35 s from a cold disk; closed follow-ups pile up over the years).
 # ``put_object`` and ``delete_object``, which know whether the object was stored,
-# keep the count.
+# keep the count. A pass after a few edits reads the follow-ups of the people they
+# touched, by person and by the day they were written (``followups_for``).
 _SCHEMA_6 = """
 ALTER TABLE collections ADD COLUMN objects INTEGER NOT NULL DEFAULT 0;
 UPDATE collections SET objects = (SELECT count(*) FROM objects WHERE objects.collection = collections.id);
 CREATE INDEX series_stale ON series(expanded_until) WHERE recurring = 1;
-CREATE INDEX followups_state ON followups(state)
+CREATE INDEX followups_state ON followups(state);
+CREATE INDEX followups_person ON followups(person);
+CREATE INDEX followups_written ON followups(written_on)
 """
 
 #: SQLite's default limit of host parameters is 999 before 3.32: stay under it
@@ -1408,6 +1411,21 @@ class Ledger:
             "WHERE i.person = (SELECT id FROM person_keys WHERE key=?) ORDER BY m.start DESC, m.uid DESC", (person,))
         return [{"start": _iso_epoch(r[0]), "end": _iso_epoch(r[1]), "summary": r[2], "account": r[3],
                  "calendar": r[4], "others": r[5], "organised": bool(r[6])} for r in rows]
+
+    def followups_for(self, ids: Iterable[str], written_since: dt.date) -> list[FollowupRow]:
+        """What a plan of a few people reads of the follow-ups (``rules.plan``): those
+        decided for any of ``ids``, every pending or open one, and every one written on
+        ``written_since`` or later (for many ids, all of them); in the order of
+        ``followups``."""
+        ids = sorted(set(ids))
+        if len(ids) > _CHUNK:
+            return self.followups()
+        # A union, not an OR: SQLite then looks each part up by its index.
+        sql = ("SELECT * FROM followups WHERE state IN ('pending', 'open') "
+               "UNION SELECT * FROM followups WHERE written_on >= ? "
+               + (f"UNION SELECT * FROM followups WHERE person IN ({','.join('?' * len(ids))}) " if ids else "")
+               + "ORDER BY due, name, uid")
+        return [_followup(r) for r in self.conn.execute(sql, (written_since.isoformat(), *ids))]
 
     def followups_of(self, ids: Iterable[str]) -> list[FollowupRow]:
         """Every follow-up decided for any of ``ids``."""

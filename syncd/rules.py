@@ -295,10 +295,15 @@ def _still_wanted(row: FollowupRow, person: Person | None, rows: list[FollowupRo
     return next_anniversary(date, dt.date(int(row.cycle), 1, 1)) == row.due or row.due < today
 
 
+def week_start(today: dt.date) -> dt.date:
+    """The Monday of ``today``'s week: the limits count the follow-ups written since."""
+    return today - dt.timedelta(days=today.weekday())
+
+
 def catch_up_room(history: Iterable[FollowupRow], s: RuleSettings, today: dt.date) -> int:
     """How many catch-ups may still be written today: ``daily_limit`` for the local day
     and ``weekly_limit`` for the local week (Monday to Sunday), whichever is tighter."""
-    monday = today - dt.timedelta(days=today.weekday())
+    monday = week_start(today)
     days = [r.written_on for r in history if r.rule == KEEP_IN_TOUCH]
     room = s.daily_limit - sum(1 for d in days if d == today)
     if s.weekly_limit is not None:
@@ -315,7 +320,9 @@ def plan(people: Iterable[Person], history: Sequence[FollowupRow], s: RuleSettin
             once, in order: each person is done with before the next (a derivation
             from scratch hands over each one's history only while they are planned).
         history: every follow-up row of the ledger (states already read back), or
-            a ``History`` of them.
+            a ``History`` of them; for a few people, those of their ids and origins,
+            every open one and every one written since ``week_start`` will do
+            (``Ledger.followups_for``).
         s: rule settings.
         now: the current instant; "today" is its date in ``s.zone``.
         kept: ids (and aliases) of people left out of ``people`` because nothing of

@@ -121,3 +121,30 @@ def test_a_new_days_pass_reads_the_history_as_often_for_many_people_as_for_few(
             ledger.close()
         reads[n] = Counted.reads
     assert reads[30] <= reads[3] * 1.2, reads
+
+
+def test_a_pass_after_an_edit_counts_the_catch_ups_written_today_for_others(tmp_path: Path) -> None:
+    """A pass after an edit plans only the people it touched, from their follow-ups,
+    the open ones and this week's: the daily limit still counts the catch-ups written
+    earlier today for people it did not touch, done ones too."""
+    world = World(tmp_path)
+    world.write_config(daily_limit=2)
+    for i, name in enumerate(["Ana", "Bea", "Cora"]):
+        world.add_contact(name, vcard(f"{name} Lima", f"{name.lower()}@example.com", groups="Friends"))
+        world.add_event(f"e{i}", event(f"e{i}", f"2026030{i + 1}T100000", "Lunch", [f"{name.lower()}@example.com"]))
+
+    def catch_ups(now: str) -> set[str]:
+        return {t["person"] for t in world.tasks_json(now=now) if t["rule"] == rules.KEEP_IN_TOUCH}
+
+    world.run("sync", now="2026-06-15T10:00:00Z")
+    assert catch_ups("2026-06-15T10:00:00Z") == {"Ana Lima", "Bea Lima"}  # the limit: Cora waits
+    [(name, text)] = [(n, t) for n, t in world.task_files().items() if "Ana Lima" in t]
+    (world.tasks / name).write_text(text.replace(
+        "STATUS:NEEDS-ACTION", "STATUS:COMPLETED\r\nCOMPLETED:20260615T081000Z"), newline="")
+    world.run("sync", now="2026-06-15T10:15:00Z")  # Ana's is done: she is not due any more
+    assert {t["person"]: t["state"] for t in world.tasks_json(now="2026-06-15T10:15:00Z")}["Ana Lima"] == "done"
+    world.add_contact("Cora", vcard("Cora Lima-Stone", "cora@example.com", groups="Friends"))
+    world.run("sync", now="2026-06-15T10:30:00Z")  # Cora alone is planned again
+    assert catch_ups("2026-06-15T10:30:00Z") == {"Ana Lima", "Bea Lima"}
+    world.run("sync", now="2026-06-16T10:00:00Z")  # the next day has room for her
+    assert catch_ups("2026-06-16T10:00:00Z") == {"Ana Lima", "Bea Lima", "Cora Lima-Stone"}

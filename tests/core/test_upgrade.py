@@ -125,6 +125,8 @@ def _as_schema_5(db: sqlite3.Connection) -> None:
     """Undo schema 6: no count of objects, no indexes for a quiet pass."""
     db.execute("DROP INDEX series_stale")
     db.execute("DROP INDEX followups_state")
+    db.execute("DROP INDEX followups_person")
+    db.execute("DROP INDEX followups_written")
     db.execute("ALTER TABLE collections DROP COLUMN objects")
     db.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
 
