@@ -474,13 +474,16 @@ class Derive:
         return (self.ledger.meta("generation") or "0", local_date(now, self.config.timezone).isoformat(),
                 f"{self.config.fingerprint}:{SNAPSHOT_FORMAT}", now.isoformat())
 
-    def store(self, d: Derivation, valid: bool = True) -> None:
+    def store(self, d: Derivation, valid: bool = True, history: rules.History | None = None) -> None:
         """Store what was derived, in one transaction: the people snapshot, their stories
         and counted interactions, and what the derivation consumed. ``valid`` false (the
         write-back failed: the plan of these people is not done) makes the next
-        derivation start from scratch."""
+        derivation start from scratch. ``history``: what the plan of ``d`` read
+        (``history``), when it ran: the due dates stored count completed catch-ups
+        only (``rules.last_contact``), which a write-back never makes, so the follow-ups
+        need not be read again after it."""
         try:
-            self._store(d, valid)
+            self._store(d, valid, history)
         finally:
             d.close()
 
@@ -503,10 +506,10 @@ class Derive:
         today = local_date(self.now(), self.config.timezone)
         return rules.History(self.ledger.followups_for(ids, rules.week_start(today)))
 
-    def _store(self, d: Derivation, valid: bool) -> None:
+    def _store(self, d: Derivation, valid: bool, history: rules.History | None) -> None:
         from syncd import views
 
-        history = self.history(d)
+        history = self.history(d) if history is None else history
         today = local_date(self.now(), self.config.timezone)
         s = rule_settings(self.config)
         # Meetings held by everyone at once are shared objects: their local date is found

@@ -27,6 +27,7 @@ from syncd.ledger import Ledger
 from syncd.writeback import DryRunSink, ReconcileResult, Sink, WriteBack, captured
 
 if TYPE_CHECKING:  # inference and the rules load when a pass has something to derive
+    from syncd import rules
     from syncd.derive import Derivation, Inputs
     from syncd.model import Person
 
@@ -135,21 +136,22 @@ class Engine:
         from syncd import rules
         from syncd.derive import rule_settings
 
+        history = None
         with captured(result, "write-back"):
             history = self.derive.history(derived)
             todo = rules.plan(derived.each(), history, rule_settings(self.config), self.now(), derived.kept)
             self.writeback.write(sink, sink_name, todo, result)
             with self.ledger.transaction():
                 self.accounts.save_state(sink_name, ctx)
-        self._finish(derived, result, sink_name, now)
+        self._finish(derived, result, sink_name, now, history)
         return result
 
     def _finish(self, derived: Derivation, result: ReconcileResult, sink_name: str | None,
-                now: dt.datetime) -> None:
+                now: dt.datetime, history: rules.History | None = None) -> None:
         if result.error and sink_name is not None:
             log.error("write-back failed: %s", result.error)
             self.ledger.record_result(sink_name, self.config.account(sink_name).type, self.now(), result.error)
-        self.derive.store(derived, valid=result.error is None)
+        self.derive.store(derived, valid=result.error is None, history=None if result.error else history)
         result.people = self.ledger.people_count()
         if result.error is None:
             with self.ledger.transaction():
