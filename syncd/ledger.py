@@ -309,6 +309,9 @@ CREATE INDEX followups_person ON followups(person);
 CREATE INDEX followups_written ON followups(written_on)
 """
 
+#: passes the run log keeps (``log_run``)
+RUNS_KEPT = 1000
+
 #: SQLite's default limit of host parameters is 999 before 3.32: stay under it
 _CHUNK = 500
 #: interaction rows ``replace_people`` hands on at once: a whole ledger's would not
@@ -1472,12 +1475,14 @@ class Ledger:
         return [(r[0], json.loads(unpack(r[1]))) for r in self.conn.execute("SELECT key, data FROM people")]
 
     def log_run(self, kind: str, started: dt.datetime, finished: dt.datetime, summary: str) -> None:
-        """Append to the run log (commits)."""
+        """Append to the run log, which keeps the last ``RUNS_KEPT`` passes (commits)."""
         with self.transaction():
             self.conn.execute(
                 "INSERT INTO runs(kind, started, finished, summary) VALUES (?,?,?,?)",
                 (kind, iso(started), iso(finished), summary),
             )
+            # A daemon passes every 15 minutes: kept whole, the log grew by 35,000 rows a year.
+            self.conn.execute("DELETE FROM runs WHERE id <= (SELECT max(id) FROM runs) - ?", (RUNS_KEPT,))
 
     def etag_count(self, collection_id: int) -> int:
         """How many objects a collection holds (``len(etags(...))`` without reading them)."""

@@ -207,3 +207,13 @@ def test_each_collection_counts_the_objects_it_holds(led: Ledger, ops: list[tupl
                 led.drop_collection(cid)
         for c in led.collections():
             assert led.etag_count(c.id) == len(led.etags(c.id))
+
+
+def test_the_run_log_keeps_the_last_passes(led: Ledger) -> None:
+    """A daemon passes every 15 minutes: the log keeps the last ``RUNS_KEPT`` of them,
+    not every pass ever (35,000 rows a year)."""
+    for i in range(L.RUNS_KEPT + 5):
+        led.log_run("sync", T + i * DAY, T + i * DAY, f"pass {i}")
+    rows = led.conn.execute("SELECT summary FROM runs ORDER BY id").fetchall()
+    assert len(rows) == L.RUNS_KEPT
+    assert (rows[0][0], rows[-1][0]) == ("pass 5", f"pass {L.RUNS_KEPT + 4}")
