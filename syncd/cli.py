@@ -416,9 +416,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     ledger = _reader(cfg)
-    items = [views.task_json(r) for r in (ledger.followups() if ledger else [])]
-    if not args.all:
-        items = [i for i in items if i["state"] == "open"]
+    # the open ones by the state's index: closed ones pile up over the years
+    rows = ledger.followups(None if args.all else ("pending", "open")) if ledger else []
+    items = [views.task_json(r) for r in rows]
     if args.json:
         _emit_json(items)
         return EX_OK
