@@ -775,11 +775,8 @@ class Ledger:
 
     def object_count(self, account: str) -> int:
         """How many objects the ledger holds for ``account``."""
-        row = self.conn.execute(
-            "SELECT count(*) FROM objects JOIN collections c ON c.id = objects.collection WHERE c.account=?",
-            (account,),
-        ).fetchone()
-        return int(row[0])
+        row = self.conn.execute("SELECT sum(objects) FROM collections WHERE account=?", (account,)).fetchone()
+        return int(row[0] or 0)
 
     @_writes
     def drop_collection(self, collection_id: int) -> None:

@@ -277,6 +277,7 @@ def test_one_failing_account_exits_1_others_saved(world: World) -> None:
     by = {a["name"]: a for a in status["accounts"]}
     assert by["gone"]["last_error"] and by["files"]["last_error"] is None
     assert by["files"]["last_success"] == NOW and by["files"]["collections"] == 3
+    assert (by["files"]["objects"], by["gone"]["objects"]) == (1, 0)  # Bob's card
     assert status["ledger_bytes"] > 0
 
 
