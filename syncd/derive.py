@@ -478,10 +478,10 @@ class Derive:
         """Store what was derived, in one transaction: the people snapshot, their stories
         and counted interactions, and what the derivation consumed. ``valid`` false (the
         write-back failed: the plan of these people is not done) makes the next
-        derivation start from scratch. ``history``: what the plan of ``d`` read
-        (``history``), when it ran: the due dates stored count completed catch-ups
-        only (``rules.last_contact``), which a write-back never makes, so the follow-ups
-        need not be read again after it."""
+        derivation start from scratch. ``history``: the follow-ups the plan of ``d``
+        read (``Derive.history``), when it ran: the due dates stored count completed
+        catch-ups only (``rules.last_contact``), which a write-back never makes, so
+        they need not be read again after it."""
         try:
             self._store(d, valid, history)
         finally:
@@ -491,7 +491,7 @@ class Derive:
         """The follow-up rows the plan and the store of ``d`` read: all of them for
         everyone; for a few people, theirs and those every plan reads (the open ones,
         and this week's for the limits). Closed follow-ups pile up over the years: a
-        pass after a few edits reads a few rows, not all of them (twice)."""
+        pass after a few edits reads a few rows, not all of them."""
         from syncd import rules
 
         ids: set[str] = set()
