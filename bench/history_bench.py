@@ -114,10 +114,7 @@ def main() -> int:
                 statistics.median(edits["none"]) - statistics.median(quiet["none"]))
         rows.append(("work of 10 edits (minus no-change)", f"{work[0]:7.3f} s", f"{work[1]:7.3f} s",
                      f"{work[0] / work[1]:.2f}x" if work[1] > 0 else "-"))
-        width = max(len(r[0]) for r in rows)
-        print(f"{'measure':{width}}  {'closed':>10}  {'none':>10}  ratio")
-        for label, a, b, ratio in rows:
-            print(f"{label:{width}}  {a:>10}  {b:>10}  {ratio}")
+        vb.table(["measure", "closed", "none", "ratio"], rows)
         return 0
     finally:
         shutil.rmtree(top, ignore_errors=True)

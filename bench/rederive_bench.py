@@ -94,10 +94,7 @@ def main() -> int:
                 ("  bytes it wrote", f"{statistics.median(wrote[False]) / 1024:7.0f} KB", ""),
                 ("baseline: the same pass, digests gone", f"{gone_s:7.2f} s", ""),
                 ("  bytes it wrote", f"{statistics.median(wrote[True]) / 1024:7.0f} KB", "")]
-        width = max(len(r[0]) for r in rows)
-        print(f"{'measure':{width}}  {'value':>10}  ratio")
-        for name, value, ratio in rows:
-            print(f"{name:{width}}  {value:>10}  {ratio}")
+        vb.table(["measure", "value", "ratio"], rows)
         return 0
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -696,11 +696,17 @@ def report(args: argparse.Namespace, base: float, back: float, ratios: list[floa
                 ("(i) first pass of the next day", f"{took:8.3f} s", f"{took / quiet:.2f}x that day's no-change"),
                 ("(i) its peak RSS", f"{peak:8.0f} MB", f"{peak / rss_mb:.2f}x the backfill's"),
             ]
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure':<{width}}  {'value':>11}  ratio")
-    for name, value, ratio in rows:
-        print(f"{name:<{width}}  {value:>11}  {ratio}")
+    print()
+    table(["measure", "value", "ratio"], rows)
     return 0 if p is None or p.opened == 0 else 1
+
+
+def table(head: list[str], rows: list[tuple[str, ...]], width: int = 11) -> None:
+    """Print ``rows`` under ``head``: the first column left-aligned, the middle ones
+    right-aligned in ``width``, the last as it is (the benches' tables)."""
+    first = max(len(r[0]) for r in [*rows, head])
+    for r in [tuple(head), *rows]:
+        print("  ".join([f"{r[0]:<{first}}", *(f"{c:>{width}}" for c in r[1:-1]), r[-1]]))
 
 if __name__ == "__main__":
     sys.exit(main())
