@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from syncd import ledger as L
 from syncd import rules
 from syncd.ledger import FollowupRow, Ledger
 from syncd.model import Person
@@ -148,3 +149,33 @@ def test_a_pass_after_an_edit_counts_the_catch_ups_written_today_for_others(tmp_
     assert catch_ups("2026-06-15T10:30:00Z") == {"Ana Lima", "Bea Lima"}
     world.run("sync", now="2026-06-16T10:00:00Z")  # the next day has room for her
     assert catch_ups("2026-06-16T10:00:00Z") == {"Ana Lima", "Bea Lima", "Cora Lima-Stone"}
+
+
+STATES = ["pending", "open", "done", "dismissed", "resolved"]
+stored_st = st.lists(st.tuples(st.sampled_from(IDS), st.sampled_from(STATES), st.integers(0, 20)), max_size=30)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored=stored_st, ids=st.sets(st.sampled_from(IDS)), since=st.integers(0, 21))
+def test_the_follow_ups_a_plan_of_a_few_reads_are_theirs_the_open_ones_and_the_recent_ones(
+        tmp_path_factory: pytest.TempPathFactory, stored: list[tuple[str, str, int]], ids: set[str],
+        since: int) -> None:
+    """``Ledger.followups_for``: every row of ``ids``, every pending or open one, and
+    every one written on ``since`` or later, in the order of ``followups``; for more ids
+    than it looks up at once, every row."""
+    ledger = Ledger.open(tmp_path_factory.mktemp("l") / "ledger.sqlite3")
+    try:
+        day0 = dt.date(2026, 5, 1)
+        with ledger.transaction():
+            for i, (pid, state, written) in enumerate(stored):
+                ledger.put_followup(FollowupRow(
+                    uid=f"u{i}", rule=rules.KEEP_IN_TOUCH, key=f"k{i}", person=pid, name=pid.upper(), emails=[],
+                    cycle=str(i), due=day0 + dt.timedelta(days=(i * 7) % 30), summary="s", reason="r",
+                    account="files", state=state, written_on=day0 + dt.timedelta(days=written)))
+        everything = ledger.followups()
+        cut = day0 + dt.timedelta(days=since)
+        assert ledger.followups_for(ids, cut) == [
+            r for r in everything if r.person in ids or r.state in ("pending", "open") or r.written_on >= cut]
+        assert ledger.followups_for([*ids, *(f"x{i}" for i in range(L._CHUNK + 1))], cut) == everything
+    finally:
+        ledger.close()

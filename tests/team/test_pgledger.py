@@ -138,3 +138,29 @@ def test_a_failed_statement_rolls_the_transaction_back_and_the_ledger_goes_on(
         with led.transaction():
             pass  # an empty transaction
         assert led.meta("kept") == "yes" and led.identity().ids == []
+
+
+def test_the_follow_ups_of_a_few_are_the_same_on_both(both: tuple[Ledger, Ledger]) -> None:
+    """``followups_for`` (a union of three look-ups, ordered) and the count of a
+    collection's objects answer the same on PostgreSQL."""
+    rows = [dataclasses.replace(_row(f"u{i}", f"c{i}"), person=f"p{i % 4}", state=state,
+                                written_on=dt.date(2026, 5, 1) + dt.timedelta(days=i), name=f"N{i % 3}",
+                                due=dt.date(2026, 6, 1) + dt.timedelta(days=i % 2))
+            for i, state in enumerate(["done", "open", "pending", "dismissed", "resolved", "done", "done", "open"])]
+    for led in both:
+        with led.transaction():
+            for r in rows:
+                led.put_followup(r)
+            led.ensure_account("acc", "vdir")
+            cid = led.collection("acc", "events", "r", "Cal").id
+            for href in ("a", "b", "c"):
+                led.put_object(cid, href, "e", "", [], None)
+            led.delete_object(cid, "b")
+    lite, pgl = both
+    for ids, since in (([], dt.date(2026, 5, 7)), (["p0"], dt.date(2026, 5, 7)), (["p0", "p1", "p3"], dt.date(2026, 6, 1))):
+        got = [r.uid for r in lite.followups_for(ids, since)]
+        assert got == [r.uid for r in pgl.followups_for(ids, since)]
+        assert got == [r.uid for r in lite.followups()
+                       if r.person in ids or r.state in ("pending", "open") or r.written_on >= since]
+    assert lite.etag_count(1) == pgl.etag_count(pgl.collections()[0].id) == 2
+    assert lite.object_count("acc") == pgl.object_count("acc") == 2
