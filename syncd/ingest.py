@@ -209,9 +209,7 @@ class Ingest:
         return skipped
 
     def _remove(self, account: str, cid: int, href: str, start: dt.datetime, end: dt.datetime) -> None:
-        uids = self.ledger.object_uids(cid, href) or []
-        self.ledger.delete_object(cid, href)
-        for uid in uids:
+        for uid in self.ledger.delete_object(cid, href):
             self._expand(account, cid, uid, start, end, {})
 
     def _expand(self, account: str, cid: int, uid: str, start: dt.datetime, end: dt.datetime,

@@ -23,8 +23,9 @@ Shape, and why:
 - ``people.due`` is each snapshot entry's due date, indexed (schema 5): the report
   after a pass counts the overdue without reading the snapshot.
 - ``collections.objects`` counts each collection's objects; recurring series are
-  indexed by how far they are expanded, follow-ups by state (schema 6): a pass with
-  nothing to do reads no table whole, so its cost does not grow with the history.
+  indexed by how far they are expanded, follow-ups by state, person and the day
+  written (schema 6): a pass with nothing to do reads no table whole, and a pass after
+  a few edits reads the follow-ups of the people they touched, not all of them.
 
 Connections use ``isolation_level=None`` and explicit ``BEGIN IMMEDIATE``, so every
 transaction is visible in the code; the schema version is checked at open.
@@ -832,8 +833,9 @@ class Ledger:
         )
 
     @_writes
-    def delete_object(self, collection_id: int, href: str) -> None:
-        """Forget an object and its contact rows (inside a transaction)."""
+    def delete_object(self, collection_id: int, href: str) -> list[str]:
+        """Forget an object and its contact rows (inside a transaction); returns the
+        UIDs it held (none if it was not stored)."""
         old = self.object_uids(collection_id, href)
         if old is not None:
             self.conn.executemany("DELETE FROM object_uids WHERE collection=? AND uid=? AND href=?",
@@ -842,6 +844,7 @@ class Ledger:
             self.conn.execute("UPDATE collections SET objects = objects - 1 WHERE id=?", (collection_id,))
         if self.conn.execute("DELETE FROM contacts WHERE collection=? AND href=?", (collection_id, href)).rowcount:
             self._book_changed()
+        return old or []
 
     def objects_with_uid(self, collection_id: int, uid: str) -> list[tuple[str, str]]:
         """(href, text) of every object of a collection holding ``uid``; the text is ''
